@@ -1,0 +1,256 @@
+//! Hand-rolled command line helpers: option iteration and value parsers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// A usage error; reported to stderr and mapped to exit status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, UsageError>;
+
+pub fn err<T>(msg: impl Into<String>) -> Result<T> {
+    Err(UsageError(msg.into()))
+}
+
+/// One parsed command-line item.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Item {
+    /// `--name value` or `--name=value` (value taken only when the option needs one).
+    Opt(String, Option<String>),
+}
+
+/// Splits `args` into options. `takes_value(name)` says whether `--name` needs an argument.
+pub fn parse_opts(args: &[String], takes_value: impl Fn(&str) -> Option<bool>) -> Result<Vec<Item>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let Some(body) = a.strip_prefix("--") else {
+            return err(format!("unexpected argument '{a}'"));
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        match takes_value(name) {
+            None => return err(format!("unknown option '--{name}'")),
+            Some(false) => {
+                if inline.is_some() {
+                    return err(format!("option '--{name}' takes no value"));
+                }
+                out.push(Item::Opt(name.to_string(), None));
+            }
+            Some(true) => {
+                let v = match inline {
+                    Some(v) => v,
+                    None => {
+                        i += 1;
+                        match args.get(i) {
+                            Some(v) => v.clone(),
+                            None => return err(format!("option '--{name}' needs a value")),
+                        }
+                    }
+                };
+                out.push(Item::Opt(name.to_string(), Some(v)));
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Parses a numeric socket address: `1.2.3.4:80`, `[fd00::1]:80`.
+/// Host names are rejected on purpose: the binary is linked statically against
+/// glibc and name resolution would need NSS modules that the guest lacks.
+pub fn parse_addr(opt: &str, s: &str) -> Result<SocketAddr> {
+    s.parse::<SocketAddr>().or_else(|_| {
+        err(format!(
+            "{opt}: invalid address '{s}' (expected IPV4:PORT or [IPV6]:PORT, numeric only)"
+        ))
+    })
+}
+
+pub fn parse_u64(opt: &str, s: &str) -> Result<u64> {
+    s.trim()
+        .parse::<u64>()
+        .or_else(|_| err(format!("{opt}: invalid number '{s}'")))
+}
+
+/// Parses a size: plain bytes, or with a K/M/G suffix (binary multiples,
+/// case-insensitive, optionally followed by "iB" or "B"): `512`, `1K`, `64KiB`, `16M`.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits_end);
+    if num.is_empty() {
+        return Err(format!("invalid size '{s}'"));
+    }
+    let n: u64 = num.parse().map_err(|_| format!("invalid size '{s}'"))?;
+    let mult: u64 = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("invalid size suffix in '{s}' (use K, M or G)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' too large"))
+}
+
+/// Human form of a byte count: `16MiB`, `64KiB`, `1000B`.
+pub fn format_size(n: u64) -> String {
+    if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
+        format!("{}GiB", n >> 30)
+    } else if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{}MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{}KiB", n >> 10)
+    } else {
+        format!("{n}B")
+    }
+}
+
+/// Parses `--sizes 1K,64K,1M`.
+pub fn parse_sizes(s: &str) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        if part.trim().is_empty() {
+            return err(format!("--sizes: empty entry in '{s}'"));
+        }
+        let n = parse_size(part).or_else(|e| err(format!("--sizes: {e}")))?;
+        if out.contains(&n) {
+            return err(format!("--sizes: duplicate size '{}'", part.trim()));
+        }
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// Per-size deadlines from `--deadline-ms 1K=5,1M=50,*=1000`.
+/// `*` sets the deadline for every size without an explicit entry.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Deadlines {
+    pub per_size: BTreeMap<u64, u64>,
+    pub default: Option<u64>,
+}
+
+impl Deadlines {
+    pub fn get(&self, size: u64) -> Option<u64> {
+        self.per_size.get(&size).copied().or(self.default)
+    }
+}
+
+pub fn parse_deadlines(s: &str, sizes: &[u64]) -> Result<Deadlines> {
+    let mut d = Deadlines::default();
+    for part in s.split(',') {
+        let Some((k, v)) = part.split_once('=') else {
+            return err(format!("--deadline-ms: entry '{part}' is not SIZE=MS"));
+        };
+        let ms = parse_u64("--deadline-ms", v)?;
+        if ms == 0 {
+            return err(format!("--deadline-ms: deadline for '{k}' must be > 0"));
+        }
+        if k.trim() == "*" {
+            if d.default.replace(ms).is_some() {
+                return err("--deadline-ms: '*' given twice");
+            }
+            continue;
+        }
+        let size = parse_size(k).or_else(|e| err(format!("--deadline-ms: {e}")))?;
+        if !sizes.contains(&size) {
+            return err(format!(
+                "--deadline-ms: size '{}' is not in --sizes",
+                k.trim()
+            ));
+        }
+        if d.per_size.insert(size, ms).is_some() {
+            return err(format!("--deadline-ms: size '{}' given twice", k.trim()));
+        }
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("1K"), Ok(1024));
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("K").is_err());
+        assert!(parse_size("1X").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+        assert_eq!(parse_sizes("1K,64K,1M,16M").unwrap(), vec![1024, 65536, 1 << 20, 16 << 20]);
+        assert!(parse_sizes("1K,,1M").is_err());
+        assert!(parse_sizes("1K,1024").is_err());
+    }
+
+    #[test]
+    fn size_names() {
+        assert_eq!(format_size(1 << 20), "1MiB");
+        assert_eq!(format_size(16 << 20), "16MiB");
+        assert_eq!(format_size(65536), "64KiB");
+        assert_eq!(format_size(1000), "1000B");
+        assert_eq!(format_size(0), "0B");
+        assert_eq!(format_size(1536), "1536B");
+    }
+
+    #[test]
+    fn deadlines() {
+        let sizes = parse_sizes("1K,1M").unwrap();
+        let d = parse_deadlines("1K=5,1M=50", &sizes).unwrap();
+        assert_eq!(d.get(1024), Some(5));
+        assert_eq!(d.get(1 << 20), Some(50));
+        let d = parse_deadlines("1M=50,*=7", &sizes).unwrap();
+        assert_eq!(d.get(1024), Some(7));
+        assert!(parse_deadlines("64K=5", &sizes).is_err());
+        assert!(parse_deadlines("1K", &sizes).is_err());
+        assert!(parse_deadlines("1K=x", &sizes).is_err());
+        assert!(parse_deadlines("1K=0", &sizes).is_err());
+        assert!(parse_deadlines("1K=1,1024=2", &sizes).is_err());
+    }
+
+    #[test]
+    fn addrs() {
+        assert!(parse_addr("--connect", "127.0.0.1:80").is_ok());
+        assert!(parse_addr("--connect", "[fd00::1]:80").is_ok());
+        assert!(parse_addr("--connect", "fd00::1:80").is_err());
+        assert!(parse_addr("--connect", "localhost:80").is_err());
+    }
+
+    #[test]
+    fn opts() {
+        let tv = |n: &str| match n {
+            "a" => Some(true),
+            "f" => Some(false),
+            _ => None,
+        };
+        let v: Vec<String> = ["--a", "1", "--a=2", "--f"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            parse_opts(&v, tv).unwrap(),
+            vec![
+                Item::Opt("a".into(), Some("1".into())),
+                Item::Opt("a".into(), Some("2".into())),
+                Item::Opt("f".into(), None)
+            ]
+        );
+        assert!(parse_opts(&["--b".to_string()], tv).is_err());
+        assert!(parse_opts(&["--a".to_string()], tv).is_err());
+        assert!(parse_opts(&["x".to_string()], tv).is_err());
+        assert!(parse_opts(&["--f=1".to_string()], tv).is_err());
+    }
+}

@@ -1,0 +1,44 @@
+# Director IPVS services (sourced; needs topology.sh).  Every service is on VIP:8080 (gue-traffic)
+# and VIP:5201 (iperf3) with one real server.  FAMILY = 4|6 is the service (VIP) family; the real
+# server's address family is the outer family.  DR needs the same family; tunnel mode may mix.
+IPVS_PORTS="8080 5201"
+
+ipvs_service_dr() { # FAMILY RS_ADDR
+  vip=$(vip_of "$1")
+  for p in $IPVS_PORTS; do
+    nsx director ipvsadm -A -t "$(hostport "$vip" "$p")" -s rr || return 1
+    nsx director ipvsadm -a -t "$(hostport "$vip" "$p")" -r "$(hostport "$2" "$p")" -g || return 1
+  done
+}
+
+ipvs_service_c_gue() { # FAMILY RS_ADDR CSUM(nocsum|csum|remcsum)
+  vip=$(vip_of "$1")
+  case "$3" in nocsum|csum|remcsum) ;; *) echo "ipvs_service_c_gue: bad csum '$3'" >&2; return 1 ;; esac
+  for p in $IPVS_PORTS; do
+    nsx director ipvsadm -A -t "$(hostport "$vip" "$p")" -s rr || return 1
+    nsx director ipvsadm -a -t "$(hostport "$vip" "$p")" -r "$(hostport "$2" "$p")" \
+      -i --tun-type gue --tun-port "$GUE_PORT" "--tun-$3" || return 1
+  done
+}
+
+# HOOK for the Rust module: a DR service plus the module's per-real-server GUE config.
+# IPVS_GUE_CTL_ADD / IPVS_GUE_CTL_CLEAR may override the ctl invocations (lead: adjust here).
+ipvs_service_rust() { # FAMILY RS_ADDR CSUM OUTER_SRC_ADDR
+  ipvs_service_dr "$1" "$2" || return 1
+  if [ -n "${IPVS_GUE_CTL_ADD:-}" ]; then
+    nsx director sh -c "$IPVS_GUE_CTL_ADD" || return 1
+  else
+    [ -x /usr/bin/ipvs-gue-ctl ] || { echo "# /usr/bin/ipvs-gue-ctl missing" >&2; return 1; }
+    nsx director ipvs-gue-ctl -a -r "$2" --gue-port "$GUE_PORT" --csum "$3" --outer "$4" || return 1
+  fi
+}
+
+ipvs_clear() {
+  nsx director ipvsadm -C
+  if [ -n "${IPVS_GUE_CTL_CLEAR:-}" ]; then nsx director sh -c "$IPVS_GUE_CTL_CLEAR" || true
+  elif [ -x /usr/bin/ipvs-gue-ctl ] && grep -q '^ipvs_gue ' /proc/modules 2>/dev/null; then
+    nsx director ipvs-gue-ctl -C 2>/dev/null || true
+  fi
+}
+
+ipvs_show() { nsx director ipvsadm -Ln --stats; }

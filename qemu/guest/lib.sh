@@ -1,0 +1,5 @@
+# Everything a guest test script needs: . /guest/lib.sh
+. /guest/tap.sh
+. /guest/topology.sh
+. /guest/ipvs.sh
+. /guest/drops.sh

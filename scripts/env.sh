@@ -1,0 +1,15 @@
+# Shared paths and tool locations; sourced by the scripts (not executed).
+# Every value can be overridden from the environment.
+: "${IPVS_GUE_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/ipvs-gue}"
+: "${IPVS_GUE_TOOLS:=$IPVS_GUE_CACHE/tools}"
+: "${BINDGEN_VERSION:=0.73.2}"
+: "${BINDGEN:=$IPVS_GUE_TOOLS/bin/bindgen}"
+: "${KERNEL_RUSTC:=/usr/bin/rustc}"
+: "${LLVM_BIN:=/usr/lib/llvm-19/bin}"
+: "${KERNEL_VERSION:=6.12}"
+: "${KERNEL_TARBALL:=/usr/src/linux-source-$KERNEL_VERSION.tar.xz}"
+: "${KERNEL_SRC_ROOT:=$IPVS_GUE_CACHE/src}"
+export IPVS_GUE_CACHE IPVS_GUE_TOOLS BINDGEN_VERSION BINDGEN KERNEL_RUSTC LLVM_BIN KERNEL_VERSION \
+  KERNEL_TARBALL KERNEL_SRC_ROOT
+# The make variables every kernel and module build needs (see docs/building.md).
+KMAKE_VARS=(LLVM="$LLVM_BIN/" RUSTC="$KERNEL_RUSTC" BINDGEN="$BINDGEN")

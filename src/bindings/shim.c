@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0
+/* One-line C helpers for macros and sk_buff bitfields; see shim.h. */
+#include <linux/capability.h>
+#include <linux/seq_file_net.h>
+#include <net/ip_tunnels.h>
+#include "shim.h"
+
+unsigned int ipvs_gue_dst_ll_reserved_space(const struct dst_entry *dst)
+{
+	return LL_RESERVED_SPACE(dst->dev);
+}
+
+bool ipvs_gue_skb_from_device(const struct sk_buff *skb)
+{
+	return skb->dev;
+}
+
+int ipvs_gue_skb_header_unclone(struct sk_buff *skb)
+{
+	return skb_header_unclone(skb, GFP_ATOMIC);
+}
+
+struct sk_buff *ipvs_gue_skb_realloc_headroom(struct sk_buff *skb, unsigned int headroom)
+{
+	return skb_realloc_headroom(skb, headroom);
+}
+
+bool ipvs_gue_skb_ipvs_property(const struct sk_buff *skb)
+{
+	return skb->ipvs_property;
+}
+
+void ipvs_gue_skb_set_ipvs_property(struct sk_buff *skb)
+{
+	skb->ipvs_property = 1;
+}
+
+void ipvs_gue_skb_set_encapsulation(struct sk_buff *skb, bool on)
+{
+	skb->encapsulation = on;
+}
+
+bool ipvs_gue_skb_encapsulation(const struct sk_buff *skb)
+{
+	return skb->encapsulation;
+}
+
+void ipvs_gue_skb_set_ignore_df(struct sk_buff *skb)
+{
+	skb->ignore_df = 1;
+}
+
+unsigned int ipvs_gue_skb_ip_summed(const struct sk_buff *skb)
+{
+	return skb->ip_summed;
+}
+
+void ipvs_gue_skb_set_ip_summed(struct sk_buff *skb, unsigned int ip_summed)
+{
+	skb->ip_summed = ip_summed;
+}
+
+void ipvs_gue_skb_set_inner_ipproto(struct sk_buff *skb, u8 ipproto)
+{
+	skb_set_inner_ipproto(skb, ipproto);
+}
+
+bool ipvs_gue_file_net_admin(struct file *file, struct net *net)
+{
+	return file_ns_capable(file, net->user_ns, CAP_NET_ADMIN);
+}
+
+struct net *ipvs_gue_seq_net(struct seq_file *seq)
+{
+	return seq_file_single_net(seq);
+}
+
+unsigned short ipvs_gue_skb_gso_segs(const struct sk_buff *skb)
+{
+	return skb_shinfo(skb)->gso_segs;
+}
+
+void ipvs_gue_skb_add_gso_type(struct sk_buff *skb, unsigned int gso_type)
+{
+	skb_shinfo(skb)->gso_type |= gso_type;
+}
+
+unsigned short ipvs_gue_skb_csum_offset(const struct sk_buff *skb)
+{
+	return skb->csum_offset;
+}
+
+void ipvs_gue_skb_set_csum_start_offset(struct sk_buff *skb, unsigned short start, unsigned short offset)
+{
+	skb->csum_start = start;
+	skb->csum_offset = offset;
+}
+
+void ipvs_gue_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void ipvs_gue_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C for what bindgen cannot express: macros (LL_RESERVED_SPACE, GFP flags) and the
+ * bitfields of sk_buff whose generated accessor names depend on bindgen's numbering.
+ * Each helper is one line of C; the logic stays in Rust.
+ */
+#ifndef IPVS_GUE_SHIM_H
+#define IPVS_GUE_SHIM_H
+
+#include <linux/skbuff.h>
+#include <linux/netdevice.h>
+#include <net/dst.h>
+
+unsigned int ipvs_gue_dst_ll_reserved_space(const struct dst_entry *dst);
+bool ipvs_gue_skb_from_device(const struct sk_buff *skb);
+int ipvs_gue_skb_header_unclone(struct sk_buff *skb);
+struct sk_buff *ipvs_gue_skb_realloc_headroom(struct sk_buff *skb, unsigned int headroom);
+bool ipvs_gue_skb_ipvs_property(const struct sk_buff *skb);
+void ipvs_gue_skb_set_ipvs_property(struct sk_buff *skb);
+void ipvs_gue_skb_set_encapsulation(struct sk_buff *skb, bool on);
+bool ipvs_gue_skb_encapsulation(const struct sk_buff *skb);
+void ipvs_gue_skb_set_ignore_df(struct sk_buff *skb);
+unsigned int ipvs_gue_skb_ip_summed(const struct sk_buff *skb);
+void ipvs_gue_skb_set_ip_summed(struct sk_buff *skb, unsigned int ip_summed);
+void ipvs_gue_skb_set_inner_ipproto(struct sk_buff *skb, u8 ipproto);
+bool ipvs_gue_file_net_admin(struct file *file, struct net *net);
+struct net *ipvs_gue_seq_net(struct seq_file *seq);
+unsigned short ipvs_gue_skb_gso_segs(const struct sk_buff *skb);
+void ipvs_gue_skb_add_gso_type(struct sk_buff *skb, unsigned int gso_type);
+unsigned short ipvs_gue_skb_csum_offset(const struct sk_buff *skb);
+void ipvs_gue_skb_set_csum_start_offset(struct sk_buff *skb, unsigned short start, unsigned short offset);
+void ipvs_gue_rcu_read_lock(void);
+void ipvs_gue_rcu_read_unlock(void);
+
+#endif

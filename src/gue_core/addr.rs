@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! IPv4/IPv6 addresses without `std::net`: parsing, RFC 5952 display and a
+//! table hash.
+
+use core::fmt;
+
+/// Address family of an [`InetAddr`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Family {
+    /// IPv4 (`AF_INET`).
+    V4,
+    /// IPv6 (`AF_INET6`).
+    V6,
+}
+
+/// An IPv4 or IPv6 address.
+///
+/// Both families share one 16-byte array so the type is `Copy`, fixed-size
+/// and cheap to compare; an IPv4 address sits in the first four bytes and
+/// the rest stays zero, which keeps the derived `Eq`/`Hash` correct.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct InetAddr {
+    family: Family,
+    bytes: [u8; 16],
+}
+
+/// Error returned by [`InetAddr::parse`]: the text is not an address.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct AddrError;
+
+impl fmt::Display for AddrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not an IPv4 or IPv6 address")
+    }
+}
+
+impl InetAddr {
+    /// The IPv4 address `a.b.c.d` given as `[a, b, c, d]`.
+    pub const fn v4(octets: [u8; 4]) -> Self {
+        let mut bytes = [0u8; 16];
+        bytes[0] = octets[0];
+        bytes[1] = octets[1];
+        bytes[2] = octets[2];
+        bytes[3] = octets[3];
+        InetAddr {
+            family: Family::V4,
+            bytes,
+        }
+    }
+
+    /// The IPv6 address with the given network-order bytes.
+    pub const fn v6(octets: [u8; 16]) -> Self {
+        InetAddr {
+            family: Family::V6,
+            bytes: octets,
+        }
+    }
+
+    /// The address family.
+    pub const fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The address in network byte order: 4 bytes for IPv4, 16 for IPv6.
+    pub fn octets(&self) -> &[u8] {
+        match self.family {
+            Family::V4 => self.bytes.split_at(4).0,
+            Family::V6 => &self.bytes,
+        }
+    }
+
+    /// The IPv4 octets, or `None` for an IPv6 address.
+    pub const fn v4_octets(&self) -> Option<[u8; 4]> {
+        match self.family {
+            Family::V4 => Some([self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]]),
+            Family::V6 => None,
+        }
+    }
+
+    /// The IPv6 octets, or `None` for an IPv4 address.
+    pub const fn v6_octets(&self) -> Option<[u8; 16]> {
+        match self.family {
+            Family::V4 => None,
+            Family::V6 => Some(self.bytes),
+        }
+    }
+
+    /// Parses a strict dotted quad (`10.0.1.2`, no leading zeros) or IPv6
+    /// text (RFC 4291 section 2.2: `::` compression and an embedded IPv4
+    /// tail such as `::ffff:1.2.3.4`). Zone indices (`%eth0`) are rejected.
+    pub fn parse(text: &str) -> Result<InetAddr, AddrError> {
+        if text.contains(':') {
+            parse_v6(text.as_bytes()).map(InetAddr::v6)
+        } else {
+            parse_v4(text.as_bytes()).map(InetAddr::v4)
+        }
+    }
+
+    /// A cheap, well-mixed 32-bit hash for [`super::table`] bucket selection.
+    ///
+    /// Folds the four address words and finishes with the murmur3 `fmix32`
+    /// avalanche, so neighbouring addresses (10.0.1.2, 10.0.1.3, ...) land in
+    /// unrelated buckets even when only the low bits of the hash are used.
+    pub fn hash32(&self) -> u32 {
+        let mut h: u32 = match self.family {
+            Family::V4 => 0x9e37_79b9,
+            Family::V6 => 0x85eb_ca6b,
+        };
+        for word in self.bytes.chunks_exact(4) {
+            let w = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+            h = (h ^ w).wrapping_mul(0xcc9e_2d51).rotate_left(15);
+        }
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^ (h >> 16)
+    }
+}
+
+/// Parses exactly four decimal octets, each `0` or without leading zeros
+/// (a leading zero means octal to `inet_aton`, so it is refused rather than
+/// guessed).
+fn parse_v4(text: &[u8]) -> Result<[u8; 4], AddrError> {
+    let mut out = [0u8; 4];
+    let mut parts = text.split(|&b| b == b'.');
+    for octet in out.iter_mut() {
+        *octet = parse_octet(parts.next().ok_or(AddrError)?)?;
+    }
+    match parts.next() {
+        None => Ok(out),
+        Some(_) => Err(AddrError),
+    }
+}
+
+fn parse_octet(digits: &[u8]) -> Result<u8, AddrError> {
+    match digits {
+        [] => Err(AddrError),
+        [b'0', _, ..] => Err(AddrError),
+        _ if digits.len() > 3 => Err(AddrError),
+        _ => {
+            let mut value: u8 = 0;
+            for &d in digits {
+                if !d.is_ascii_digit() {
+                    return Err(AddrError);
+                }
+                // Checked arithmetic doubles as the 0-255 range check.
+                value = value
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(d - b'0'))
+                    .ok_or(AddrError)?;
+            }
+            Ok(value)
+        }
+    }
+}
+
+/// Parses IPv6 text. The part before `::` fills groups from the front, the
+/// part after it from the back; without `::` all eight groups must be given.
+fn parse_v6(text: &[u8]) -> Result<[u8; 16], AddrError> {
+    let mut groups = [0u16; 8];
+    match find_double_colon(text) {
+        None => {
+            if parse_groups(text, &mut groups, true)? != 8 {
+                return Err(AddrError);
+            }
+        }
+        Some(pos) => {
+            let (head_text, rest) = text.split_at_checked(pos).ok_or(AddrError)?;
+            let tail_text = rest.get(2..).ok_or(AddrError)?;
+            if find_double_colon(tail_text).is_some() {
+                return Err(AddrError);
+            }
+            let mut head = [0u16; 8];
+            let mut tail = [0u16; 8];
+            // An IPv4 tail can only come last, i.e. after the `::`.
+            let nh = parse_groups(head_text, &mut head, false)?;
+            let nt = parse_groups(tail_text, &mut tail, true)?;
+            // `::` stands for at least one zero group (RFC 5952 4.2.2).
+            if nh.saturating_add(nt) > 7 {
+                return Err(AddrError);
+            }
+            groups
+                .iter_mut()
+                .zip(head)
+                .take(nh)
+                .for_each(|(g, h)| *g = h);
+            groups
+                .iter_mut()
+                .rev()
+                .zip(tail.iter().take(nt).rev())
+                .for_each(|(g, &t)| *g = t);
+        }
+    }
+    let mut out = [0u8; 16];
+    for (pair, g) in out.chunks_exact_mut(2).zip(groups) {
+        pair.copy_from_slice(&g.to_be_bytes());
+    }
+    Ok(out)
+}
+
+fn find_double_colon(text: &[u8]) -> Option<usize> {
+    text.windows(2).position(|w| w == b"::")
+}
+
+/// Parses `:`-separated hex groups (an empty text is zero groups) into
+/// `out`, returning how many were written.
+fn parse_groups(text: &[u8], out: &mut [u16; 8], allow_v4_tail: bool) -> Result<usize, AddrError> {
+    if text.is_empty() {
+        return Ok(0);
+    }
+    let mut n = 0usize;
+    let mut parts = text.split(|&b| b == b':').peekable();
+    while let Some(part) = parts.next() {
+        let last = parts.peek().is_none();
+        if last && allow_v4_tail && part.contains(&b'.') {
+            let v4 = parse_v4(part)?;
+            for pair in v4.chunks_exact(2) {
+                *out.get_mut(n).ok_or(AddrError)? = u16::from_be_bytes([pair[0], pair[1]]);
+                n = n.saturating_add(1);
+            }
+        } else {
+            *out.get_mut(n).ok_or(AddrError)? = parse_hex_group(part)?;
+            n = n.saturating_add(1);
+        }
+    }
+    Ok(n)
+}
+
+fn parse_hex_group(digits: &[u8]) -> Result<u16, AddrError> {
+    if digits.is_empty() || digits.len() > 4 {
+        return Err(AddrError);
+    }
+    let mut value: u16 = 0;
+    for &d in digits {
+        let nibble = char::from(d).to_digit(16).ok_or(AddrError)?;
+        // At most four digits, so nothing is shifted out.
+        value = (value << 4) | nibble as u16;
+    }
+    Ok(value)
+}
+
+impl fmt::Display for InetAddr {
+    /// Dotted quad for IPv4; RFC 5952 canonical text for IPv6 (lowercase,
+    /// no leading zeros, the longest run of two or more zero groups -- the
+    /// first on a tie -- shortened to `::`, and `::ffff:a.b.c.d` for
+    /// IPv4-mapped addresses).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = &self.bytes;
+        if self.family == Family::V4 {
+            return write!(f, "{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
+        }
+        if b[..10].iter().all(|&x| x == 0) && b[10] == 0xff && b[11] == 0xff {
+            return write!(f, "::ffff:{}.{}.{}.{}", b[12], b[13], b[14], b[15]);
+        }
+        let mut groups = [0u16; 8];
+        for (g, pair) in groups.iter_mut().zip(b.chunks_exact(2)) {
+            *g = u16::from_be_bytes([pair[0], pair[1]]);
+        }
+        // RFC 5952 4.2.2: a single zero group is not compressed.
+        let (zstart, zend) = match longest_zero_run(&groups) {
+            (start, end) if end.saturating_sub(start) >= 2 => (start, end),
+            _ => (usize::MAX, usize::MAX),
+        };
+        for (i, g) in (0..groups.len()).zip(groups.iter()) {
+            if i == zstart {
+                f.write_str("::")?;
+            }
+            if (zstart..zend).contains(&i) {
+                continue;
+            }
+            // A separator goes between groups, except right after "::".
+            if i > 0 && i != zend {
+                f.write_str(":")?;
+            }
+            write!(f, "{g:x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The index range `start..end` of the first longest run of zero groups.
+fn longest_zero_run(groups: &[u16; 8]) -> (usize, usize) {
+    let (mut best, mut run_start): ((usize, usize), Option<usize>) = ((0, 0), None);
+    // The sentinel `1` closes a run that reaches the last group.
+    for (i, &g) in (0..=groups.len()).zip(groups.iter().chain(core::iter::once(&1))) {
+        match (g, run_start) {
+            (0, None) => run_start = Some(i),
+            (0, Some(_)) => {}
+            (_, Some(start)) => {
+                if i.saturating_sub(start) > best.1.saturating_sub(best.0) {
+                    best = (start, i);
+                }
+                run_start = None;
+            }
+            (_, None) => {}
+        }
+    }
+    best
+}

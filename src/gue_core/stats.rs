@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-real-server counters.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub use super::listing::{format_listing_header, format_listing_row};
+
+/// Why a packet for a real server was dropped.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum DropReason {
+    /// Too big for the path MTU once encapsulated (ICMP error sent).
+    Pmtu,
+    /// No route to the outer destination.
+    NoRoute,
+    /// Could not get headroom for the outer headers (allocation failure).
+    NoHeadroom,
+    /// The inner packet was malformed or of an unexpected kind.
+    BadPacket,
+}
+
+impl DropReason {
+    /// All reasons, in listing column order.
+    pub const ALL: [DropReason; 4] = [
+        DropReason::Pmtu,
+        DropReason::NoRoute,
+        DropReason::NoHeadroom,
+        DropReason::BadPacket,
+    ];
+
+    /// The reason's listing column name (`drop_pmtu`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Pmtu => "drop_pmtu",
+            DropReason::NoRoute => "drop_no_route",
+            DropReason::NoHeadroom => "drop_no_headroom",
+            DropReason::BadPacket => "drop_bad_packet",
+        }
+    }
+}
+
+/// Live counters of one real server, shared by all CPUs.
+///
+/// Counters are independent statistics, so `Relaxed` ordering suffices; a
+/// snapshot is not atomic across fields.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Packets encapsulated and sent (a GSO packet counts once).
+    pub packets: AtomicU64,
+    /// Bytes sent, outer headers included.
+    pub bytes: AtomicU64,
+    /// How many of `packets` were GSO super-packets.
+    pub gso_packets: AtomicU64,
+    /// Drops for [`DropReason::Pmtu`].
+    pub drop_pmtu: AtomicU64,
+    /// Drops for [`DropReason::NoRoute`].
+    pub drop_no_route: AtomicU64,
+    /// Drops for [`DropReason::NoHeadroom`].
+    pub drop_no_headroom: AtomicU64,
+    /// Drops for [`DropReason::BadPacket`].
+    pub drop_bad_packet: AtomicU64,
+}
+
+/// A plain copy of [`ServerStats`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct StatsSnapshot {
+    /// See [`ServerStats::packets`].
+    pub packets: u64,
+    /// See [`ServerStats::bytes`].
+    pub bytes: u64,
+    /// See [`ServerStats::gso_packets`].
+    pub gso_packets: u64,
+    /// See [`ServerStats::drop_pmtu`].
+    pub drop_pmtu: u64,
+    /// See [`ServerStats::drop_no_route`].
+    pub drop_no_route: u64,
+    /// See [`ServerStats::drop_no_headroom`].
+    pub drop_no_headroom: u64,
+    /// See [`ServerStats::drop_bad_packet`].
+    pub drop_bad_packet: u64,
+}
+
+impl StatsSnapshot {
+    /// The drop count for `reason`.
+    pub const fn drops(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::Pmtu => self.drop_pmtu,
+            DropReason::NoRoute => self.drop_no_route,
+            DropReason::NoHeadroom => self.drop_no_headroom,
+            DropReason::BadPacket => self.drop_bad_packet,
+        }
+    }
+}
+
+impl ServerStats {
+    /// All counters zero.
+    pub const fn new() -> Self {
+        ServerStats {
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            gso_packets: AtomicU64::new(0),
+            drop_pmtu: AtomicU64::new(0),
+            drop_no_route: AtomicU64::new(0),
+            drop_no_headroom: AtomicU64::new(0),
+            drop_bad_packet: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets every counter to zero (a newly allocated stats slot).
+    pub fn reset(&self) {
+        for counter in self.counters() {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one sent packet of `bytes` bytes (wrapping, never panicking).
+    pub fn record_tx(&self, bytes: u64, gso: bool) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if gso {
+            self.gso_packets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one dropped packet.
+    pub fn record_drop(&self, reason: DropReason) {
+        self.drop_counter(reason).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counter for `reason`.
+    pub const fn drop_counter(&self, reason: DropReason) -> &AtomicU64 {
+        match reason {
+            DropReason::Pmtu => &self.drop_pmtu,
+            DropReason::NoRoute => &self.drop_no_route,
+            DropReason::NoHeadroom => &self.drop_no_headroom,
+            DropReason::BadPacket => &self.drop_bad_packet,
+        }
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            packets: get(&self.packets),
+            bytes: get(&self.bytes),
+            gso_packets: get(&self.gso_packets),
+            drop_pmtu: get(&self.drop_pmtu),
+            drop_no_route: get(&self.drop_no_route),
+            drop_no_headroom: get(&self.drop_no_headroom),
+            drop_bad_packet: get(&self.drop_bad_packet),
+        }
+    }
+
+    fn counters(&self) -> [&AtomicU64; 7] {
+        [
+            &self.packets,
+            &self.bytes,
+            &self.gso_packets,
+            &self.drop_pmtu,
+            &self.drop_no_route,
+            &self.drop_no_headroom,
+            &self.drop_bad_packet,
+        ]
+    }
+}

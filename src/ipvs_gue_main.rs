@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! ipvs_gue: Generic UDP Encapsulation (GUE) transmit for IPVS real servers, in Rust.
+//!
+//! IPVS schedules a connection to a real server in direct-routing mode (`ipvsadm ... -g`);
+//! if that real server is listed in the namespace's `/proc/net/ipvs_gue`, this module takes
+//! the packet at LOCAL_OUT and sends it inside IP/UDP/GUE instead, with every sk_buff field
+//! set for software GSO and checksum offload. See docs/design.md.
+
+use kernel::prelude::*;
+
+mod bindings;
+mod encap;
+#[allow(dead_code, missing_docs, unreachable_pub, clippy::all)]
+#[path = "gue_core/mod.rs"]
+mod gue_core;
+mod hook;
+mod net;
+mod netns;
+
+module! {
+    type: IpvsGue,
+    name: "ipvs_gue",
+    author: "ipvs-gue developers",
+    description: "GUE encapsulation for IPVS direct-routing real servers",
+    license: "GPL",
+}
+
+struct IpvsGue {
+    _pernet: net::pernet::PernetSubsys,
+}
+
+impl kernel::Module for IpvsGue {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let pernet = net::pernet::PernetSubsys::register()?;
+        if cfg!(reproduce_inner_mac_bug) {
+            pr_warn!("TEST BUILD: reproduces the 2023 inner_mac_header bug; GSO packets WILL be dropped\n");
+        }
+        pr_info!("loaded: GUE for IPVS real servers, configure via /proc/net/ipvs_gue\n");
+        Ok(IpvsGue { _pernet: pernet })
+    }
+}
+
+impl Drop for IpvsGue {
+    fn drop(&mut self) {
+        pr_info!("unloading\n");
+    }
+}

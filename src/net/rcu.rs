@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! RCU: a read-side guard and a pointer whose value readers use without locks.
+
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use kernel::alloc::KBox;
+
+use crate::bindings as b;
+
+/// An RCU read-side critical section (`rcu_read_lock` .. `rcu_read_unlock`).
+pub(crate) struct RcuReadGuard(PhantomData<*mut ()>);
+
+impl RcuReadGuard {
+    pub(crate) fn new() -> Self {
+        // SAFETY: always allowed; balanced by `Drop` on the same CPU context (the guard is
+        // neither `Send` nor `Sync`).
+        unsafe { b::ipvs_gue_rcu_read_lock() };
+        Self(PhantomData)
+    }
+}
+
+impl Drop for RcuReadGuard {
+    fn drop(&mut self) {
+        // SAFETY: pairs with the `rcu_read_lock` in `new`.
+        unsafe { b::ipvs_gue_rcu_read_unlock() };
+    }
+}
+
+/// Waits until every RCU reader that may have seen an old value has finished.
+fn synchronize_rcu() {
+    // SAFETY: called from process context only (writers of `RcuBox` run there).
+    unsafe { b::synchronize_rcu() };
+}
+
+/// A heap value published with RCU: readers dereference it lock-free inside a read-side
+/// critical section; a writer swaps in a new value and frees the old one after a grace period.
+///
+/// # Invariants
+///
+/// `ptr` always comes from `KBox::into_raw` and is owned by `self`.
+pub(crate) struct RcuBox<T> {
+    ptr: AtomicPtr<T>,
+}
+
+// SAFETY: readers on any CPU only get `&T`; the value moves between threads on replacement.
+unsafe impl<T: Send + Sync> Sync for RcuBox<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Send for RcuBox<T> {}
+
+impl<T> RcuBox<T> {
+    pub(crate) fn new(value: KBox<T>) -> Self {
+        Self { ptr: AtomicPtr::new(KBox::into_raw(value)) }
+    }
+
+    /// The current value, valid while both `self` and the read-side section live.
+    pub(crate) fn read<'a>(&'a self, _guard: &'a RcuReadGuard) -> &'a T {
+        // Acquire pairs with the Release in `replace` (rcu_dereference/rcu_assign_pointer).
+        let ptr = self.ptr.load(Ordering::Acquire);
+        // SAFETY: `ptr` is a live `KBox` allocation (type invariant); a replaced value is
+        // freed only after a grace period, which cannot end while `_guard` exists.
+        unsafe { &*ptr }
+    }
+
+    /// Publishes `value` and frees the previous one once no reader can still see it.
+    /// Sleeps: process context only.
+    pub(crate) fn replace(&self, value: KBox<T>) {
+        let old = self.ptr.swap(KBox::into_raw(value), Ordering::AcqRel);
+        synchronize_rcu();
+        // SAFETY: `old` came from `KBox::into_raw` (type invariant); the swap made it
+        // unreachable and the grace period ended every read-side section that saw it.
+        drop(unsafe { KBox::from_raw(old) });
+    }
+}
+
+impl<T> Drop for RcuBox<T> {
+    fn drop(&mut self) {
+        // `&mut self` proves no reader borrows remain on the Rust side; the owner unregisters
+        // its hooks (which waits for running ones) before dropping.
+        // SAFETY: the pointer came from `KBox::into_raw` and is freed exactly once.
+        drop(unsafe { KBox::from_raw(*self.ptr.get_mut()) });
+    }
+}

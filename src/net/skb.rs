@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe views of `struct sk_buff`.
+//!
+//! [`SkBuff`] is a packet borrowed from the stack (netfilter owns it); [`OwnedSkb`] is one this
+//! module has taken over and must either hand to the stack or free. Every raw access to an
+//! sk_buff in the module happens in this file.
+
+use core::ptr::NonNull;
+
+use crate::bindings as b;
+
+/// `skb->ip_summed`, as `include/linux/skbuff.h` defines it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ChecksumState {
+    /// `CHECKSUM_NONE`: nothing known about the checksum.
+    None,
+    /// `CHECKSUM_UNNECESSARY`: already verified.
+    Unnecessary,
+    /// `CHECKSUM_COMPLETE`: `skb->csum` holds the full checksum.
+    Complete,
+    /// `CHECKSUM_PARTIAL`: to be filled in at `csum_start + csum_offset`.
+    Partial,
+}
+
+/// A packet owned by the networking stack, borrowed for the duration of a hook call.
+///
+/// # Invariants
+///
+/// `self.0` points to a valid `sk_buff` that nobody else modifies while the borrow lives.
+#[repr(transparent)]
+pub(crate) struct SkBuff(b::sk_buff);
+
+impl SkBuff {
+    /// Borrows a raw `sk_buff`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `sk_buff` exclusively available to the caller for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut b::sk_buff) -> &'a mut SkBuff {
+        // SAFETY: `SkBuff` is `repr(transparent)` over `sk_buff`; validity and exclusivity are
+        // guaranteed by the caller.
+        unsafe { &mut *ptr.cast::<SkBuff>() }
+    }
+
+    pub(crate) fn as_raw(&self) -> *mut b::sk_buff {
+        core::ptr::from_ref(&self.0).cast_mut()
+    }
+
+    /// Total length: linear part plus paged fragments.
+    pub(crate) fn len(&self) -> u32 {
+        self.0.len
+    }
+
+    /// Length of the linear part (`skb_headlen`).
+    fn headlen(&self) -> u32 {
+        self.0.len - self.0.data_len
+    }
+
+    /// Whether IPVS produced this packet (`skb->ipvs_property`).
+    pub(crate) fn ipvs_property(&self) -> bool {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::ipvs_gue_skb_ipvs_property(self.as_raw()) }
+    }
+
+    /// Whether this is a GSO super-packet that will be segmented before transmission.
+    pub(crate) fn is_gso(&self) -> bool {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::skb_is_gso(self.as_raw()) }
+    }
+
+    /// Number of segments of a GSO packet, 1 otherwise.
+    pub(crate) fn gso_segs(&self) -> u16 {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        let segs = unsafe { b::ipvs_gue_skb_gso_segs(self.as_raw()) };
+        segs.max(1)
+    }
+
+    /// Whether every segment of this GSO packet fits in `mtu` at the network layer.
+    pub(crate) fn gso_fits_mtu(&self, mtu: u32) -> bool {
+        // SAFETY: `self` is a valid GSO sk_buff by the type invariant.
+        unsafe { b::skb_gso_validate_network_len(self.as_raw(), mtu) }
+    }
+
+    pub(crate) fn checksum_state(&self) -> ChecksumState {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        match unsafe { b::ipvs_gue_skb_ip_summed(self.as_raw()) } {
+            b::CHECKSUM_UNNECESSARY => ChecksumState::Unnecessary,
+            b::CHECKSUM_COMPLETE => ChecksumState::Complete,
+            b::CHECKSUM_PARTIAL => ChecksumState::Partial,
+            _ => ChecksumState::None,
+        }
+    }
+
+    pub(crate) fn set_checksum_state(&mut self, state: ChecksumState) {
+        let raw = match state {
+            ChecksumState::None => b::CHECKSUM_NONE,
+            ChecksumState::Unnecessary => b::CHECKSUM_UNNECESSARY,
+            ChecksumState::Complete => b::CHECKSUM_COMPLETE,
+            ChecksumState::Partial => b::CHECKSUM_PARTIAL,
+        };
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff.
+        unsafe { b::ipvs_gue_skb_set_ip_summed(self.as_raw(), raw) }
+    }
+
+    /// Offset of `csum_start` from `skb->data` (`skb_checksum_start_offset`).
+    pub(crate) fn checksum_start_offset(&self) -> i32 {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::skb_checksum_start_offset(self.as_raw()) }
+    }
+
+    pub(crate) fn checksum_offset(&self) -> u16 {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::ipvs_gue_skb_csum_offset(self.as_raw()) }
+    }
+
+    /// Asks the device (or `skb_checksum_help`) to checksum from `start` (relative to
+    /// `skb->data`) and store the result at `start + offset`.
+    pub(crate) fn request_checksum(&mut self, start: usize, offset: u16) {
+        let from_head = self.headroom() + start;
+        // `csum_start` is a u16 from `skb->head`; headroom plus the headers we just pushed
+        // always fits (an sk_buff's linear area is far below 64 KiB of headroom).
+        let from_head = u16::try_from(from_head).unwrap_or(u16::MAX);
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff.
+        unsafe { b::ipvs_gue_skb_set_csum_start_offset(self.as_raw(), from_head, offset) };
+        self.set_checksum_state(ChecksumState::Partial);
+    }
+
+    /// Copies `N` bytes at `offset` from `skb->data` into `buf`, from the linear part or the
+    /// fragments (`skb_header_pointer`). `None` if the packet is shorter.
+    pub(crate) fn read_bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        let mut buf = [0u8; N];
+        let offset = i32::try_from(offset).ok()?;
+        // SAFETY: `self` is valid; `buf` has room for `N` bytes; the returned pointer is either
+        // null, `buf`, or `N` readable bytes inside the skb's linear area.
+        let p = unsafe {
+            b::skb_header_pointer(self.as_raw(), offset, N as i32, buf.as_mut_ptr().cast())
+        };
+        if p.is_null() {
+            return None;
+        }
+        if p.cast::<u8>() != buf.as_mut_ptr() {
+            // SAFETY: `p` points to `N` readable bytes (see above) that do not overlap `buf`.
+            unsafe { core::ptr::copy_nonoverlapping(p.cast::<u8>(), buf.as_mut_ptr(), N) };
+        }
+        Some(buf)
+    }
+
+    /// The linear bytes from `offset` (relative to `skb->data`) to the end of the linear part.
+    pub(crate) fn linear_mut(&mut self, offset: usize) -> Option<&mut [u8]> {
+        let headlen = self.headlen() as usize;
+        let len = headlen.checked_sub(offset)?;
+        // SAFETY: `data + offset .. data + headlen` is inside the linear area of this
+        // exclusively borrowed sk_buff.
+        Some(unsafe { core::slice::from_raw_parts_mut(self.0.data.add(offset), len) })
+    }
+
+    pub(crate) fn headroom(&self) -> usize {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::skb_headroom(self.as_raw()) as usize }
+    }
+
+    pub(crate) fn is_cloned(&self) -> bool {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::skb_cloned(self.as_raw()) != 0 }
+    }
+
+    /// Prepends `len` bytes (`skb_push`) and returns them, or `None` without touching the
+    /// packet when the headroom is too small (where `skb_push` would panic).
+    pub(crate) fn push(&mut self, len: usize) -> Option<&mut [u8]> {
+        if len > self.headroom() {
+            return None;
+        }
+        // SAFETY: the headroom check above makes `skb_push` succeed; it returns the new
+        // `skb->data`, followed by at least `len` linear bytes owned by this sk_buff.
+        unsafe {
+            let data = b::skb_push(self.as_raw(), len as u32);
+            Some(core::slice::from_raw_parts_mut(data.cast::<u8>(), len))
+        }
+    }
+
+    pub(crate) fn network_offset(&self) -> i32 {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::skb_network_offset(self.as_raw()) }
+    }
+
+    pub(crate) fn transport_offset(&self) -> i32 {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::skb_transport_offset(self.as_raw()) }
+    }
+
+    #[cfg(reproduce_inner_mac_bug)]
+    pub(crate) fn mac_offset(&self) -> i32 {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::skb_mac_offset(self.as_raw()) }
+    }
+
+    pub(crate) fn inner_network_offset(&self) -> i32 {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::skb_inner_network_offset(self.as_raw()) }
+    }
+
+    /// Sets the header offsets the stack reads; offsets are relative to `skb->data`.
+    pub(crate) fn set_header_offsets(&mut self, header: Header, offset: i32) {
+        let skb = self.as_raw();
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff; the setters only store
+        // `data - head + offset` into the 16-bit header fields.
+        unsafe {
+            match header {
+                Header::Network => b::skb_set_network_header(skb, offset),
+                Header::Transport => b::skb_set_transport_header(skb, offset),
+                Header::InnerMac => b::skb_set_inner_mac_header(skb, offset),
+                Header::InnerNetwork => b::skb_set_inner_network_header(skb, offset),
+                Header::InnerTransport => b::skb_set_inner_transport_header(skb, offset),
+            }
+        }
+    }
+
+    pub(crate) fn encapsulation(&self) -> bool {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::ipvs_gue_skb_encapsulation(self.as_raw()) }
+    }
+
+    pub(crate) fn set_encapsulation(&mut self, on: bool) {
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff.
+        unsafe { b::ipvs_gue_skb_set_encapsulation(self.as_raw(), on) }
+    }
+
+    /// Records the tunnelled protocol for GSO (`skb_set_inner_ipproto`).
+    pub(crate) fn set_inner_ipproto(&mut self, proto: u8) {
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff.
+        unsafe { b::ipvs_gue_skb_set_inner_ipproto(self.as_raw(), proto) }
+    }
+
+    /// Adds GSO type bits, first making the shared info private (`skb_header_unclone`).
+    pub(crate) fn add_gso_type(&mut self, bits: u32) -> Result<(), ()> {
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff.
+        if unsafe { b::ipvs_gue_skb_header_unclone(self.as_raw()) } != 0 {
+            return Err(());
+        }
+        // SAFETY: as above; the shared info is now private to this sk_buff.
+        unsafe { b::ipvs_gue_skb_add_gso_type(self.as_raw(), bits) };
+        Ok(())
+    }
+
+    /// The flow hash (`skb_get_hash`), computing it from the headers if needed.
+    pub(crate) fn flow_hash(&mut self) -> u32 {
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff.
+        unsafe { b::skb_get_hash(self.as_raw()) }
+    }
+
+    /// Clears `skb->cb`, where the inner packet's IP layer kept its per-packet state
+    /// (`IPCB`/`IP6CB`); the outer packet starts with none.
+    pub(crate) fn clear_control_block(&mut self) {
+        self.0.cb = [0; 48];
+    }
+
+    pub(crate) fn set_ignore_df(&mut self) {
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff.
+        unsafe { b::ipvs_gue_skb_set_ignore_df(self.as_raw()) }
+    }
+
+    /// Releases state tied to the inner packet before it leaves as tunnel payload, as
+    /// `ip_vs_tunnel_xmit_prepare` does: conntrack reference, receive checksum, timestamp.
+    pub(crate) fn prepare_tunnel_xmit(&mut self) {
+        let skb = self.as_raw();
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff.
+        unsafe {
+            b::ipvs_gue_skb_set_ipvs_property(skb);
+            b::nf_reset_ct(skb);
+            b::skb_forward_csum(skb);
+            // A forwarded packet's receive timestamp means nothing on output; a local
+            // socket's departure time (no `dev`) is kept for pacing.
+            if b::ipvs_gue_skb_from_device(skb) {
+                b::skb_clear_tstamp(skb);
+            }
+        }
+    }
+
+    /// Detaches a socket that early demux attached on receive (`ip_vs_drop_early_demux_sk`).
+    pub(crate) fn drop_early_demux_socket(&mut self) {
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff. A packet with a device came
+        // from the receive path; its socket is only an early-demux hint.
+        unsafe {
+            if b::ipvs_gue_skb_from_device(self.as_raw()) {
+                b::skb_orphan(self.as_raw());
+            }
+        }
+    }
+
+    /// Fills in the IPv4 identification of the IPv4 header at `skb->data` for a packet of
+    /// `segs` segments (`__ip_select_ident`), so segments get distinct, unpredictable IDs.
+    pub(crate) fn select_ipv4_ident(&mut self, net: &crate::net::Net) {
+        let segs = i32::from(self.gso_segs());
+        // SAFETY: the caller just wrote a complete IPv4 header at `skb->data` (linear, ours);
+        // the function hashes its addresses and stores the ID field.
+        unsafe { b::__ip_select_ident(net.as_raw(), self.0.data.cast::<b::iphdr>(), segs) };
+    }
+
+    /// Sends an ICMP "fragmentation needed" with `mtu` back to the sender.
+    pub(crate) fn send_icmp_frag_needed(&mut self, mtu: u32) {
+        // SAFETY: `self` is a valid IPv4 sk_buff; `icmp_send` only reads it.
+        unsafe {
+            b::icmp_send(
+                self.as_raw(),
+                b::ICMP_DEST_UNREACH as i32,
+                b::ICMP_FRAG_NEEDED as i32,
+                mtu.to_be(),
+            )
+        }
+    }
+
+    /// Sends an ICMPv6 "packet too big" with `mtu` back to the sender.
+    pub(crate) fn send_icmpv6_packet_too_big(&mut self, mtu: u32) {
+        // SAFETY: `self` is a valid IPv6 sk_buff; `icmpv6_send` only reads it.
+        unsafe { b::icmpv6_send(self.as_raw(), b::ICMPV6_PKT_TOOBIG as u8, 0, mtu) }
+    }
+}
+
+/// Which header offset [`SkBuff::set_header_offsets`] sets.
+#[derive(Clone, Copy)]
+pub(crate) enum Header {
+    Network,
+    Transport,
+    InnerMac,
+    InnerNetwork,
+    InnerTransport,
+}
+
+/// A packet this module owns: freed as dropped (`kfree_skb`) unless handed on.
+///
+/// # Invariants
+///
+/// `self.0` is a valid `sk_buff` owned by this value.
+pub(crate) struct OwnedSkb(NonNull<b::sk_buff>);
+
+impl OwnedSkb {
+    /// Takes ownership of a raw `sk_buff`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a valid `sk_buff` whose ownership passes to the returned value.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<b::sk_buff>) -> Self {
+        Self(ptr)
+    }
+
+    fn into_raw(self) -> *mut b::sk_buff {
+        let ptr = self.0.as_ptr();
+        core::mem::forget(self);
+        ptr
+    }
+
+    /// Returns a packet with at least `headroom` bytes of private headroom: this one if it
+    /// already has them and its header is not shared, else a copy (`skb_realloc_headroom`).
+    pub(crate) fn with_private_headroom(self, headroom: usize) -> Result<Self, ()> {
+        if self.headroom() >= headroom && !self.is_cloned() {
+            return Ok(self);
+        }
+        let headroom = u32::try_from(headroom).map_err(|_| ())?;
+        // SAFETY: `self` is valid; `skb_realloc_headroom` does not consume it.
+        let copy = unsafe { b::ipvs_gue_skb_realloc_headroom(self.0.as_ptr(), headroom) };
+        let copy = NonNull::new(copy).ok_or(())?;
+        // The original is released as consumed, not dropped: its contents live on in `copy`.
+        // SAFETY: we own `self` and nobody uses it after this.
+        unsafe { b::consume_skb(self.into_raw()) };
+        // SAFETY: `skb_realloc_headroom` returned a new sk_buff that we now own.
+        Ok(unsafe { Self::from_raw(copy) })
+    }
+
+    /// Attaches the route the packet leaves by, replacing the current one.
+    pub(crate) fn set_route(&mut self, route: crate::net::route::OutputRoute) {
+        let skb = self.0.as_ptr();
+        // SAFETY: `skb` is valid and owned; `skb_dst_set` takes over the route's reference.
+        unsafe {
+            b::skb_dst_drop(skb);
+            b::skb_dst_set(skb, route.into_dst());
+        }
+    }
+
+    /// Hands the packet to the IPv4 output path (`ip_local_out`), which runs LOCAL_OUT hooks.
+    pub(crate) fn ip_local_out(self, net: &crate::net::Net) -> i32 {
+        // SAFETY: `net` is a live namespace and the packet's ownership passes to the stack.
+        unsafe { b::ip_local_out(net.as_raw(), core::ptr::null_mut(), self.into_raw()) }
+    }
+
+    /// Hands the packet to the IPv6 output path (`ip6_local_out`).
+    pub(crate) fn ip6_local_out(self, net: &crate::net::Net) -> i32 {
+        // SAFETY: `net` is a live namespace and the packet's ownership passes to the stack.
+        unsafe { b::ip6_local_out(net.as_raw(), core::ptr::null_mut(), self.into_raw()) }
+    }
+}
+
+impl core::ops::Deref for OwnedSkb {
+    type Target = SkBuff;
+
+    fn deref(&self) -> &SkBuff {
+        // SAFETY: `self.0` is valid and owned by `self` (type invariant).
+        unsafe { SkBuff::from_raw(self.0.as_ptr()) }
+    }
+}
+
+impl core::ops::DerefMut for OwnedSkb {
+    fn deref_mut(&mut self) -> &mut SkBuff {
+        // SAFETY: `self.0` is valid and exclusively owned by `self` (type invariant).
+        unsafe { SkBuff::from_raw(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for OwnedSkb {
+    fn drop(&mut self) {
+        // A packet dropped on an error path: account it as a drop, like the C path's kfree_skb.
+        // SAFETY: `self.0` is valid and owned (type invariant); nobody uses it afterwards.
+        unsafe { b::kfree_skb(self.0.as_ptr()) }
+    }
+}

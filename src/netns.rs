@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the module keeps per network namespace: the GUE real server table (read lock-free by
+//! the packet hook), per-server counters, and the configuration file that edits them.
+
+use core::fmt::{self, Write};
+use core::pin::Pin;
+
+use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::error::{Error, Result};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+use crate::gue_core::config::parse_command_bytes;
+use crate::gue_core::stats::{format_listing_header, format_listing_row, ServerStats};
+use crate::gue_core::table::{RealServerTable, MAX_REAL_SERVERS};
+use crate::net::netfilter::LocalOutHooks;
+use crate::net::proc::{ProcEntry, ProcFileHandler, SeqFile};
+use crate::net::rcu::{RcuBox, RcuReadGuard};
+use crate::net::Net;
+
+/// Room for one rejected command's message, kept for `# last error:` in the listing.
+const MESSAGE_LEN: usize = 192;
+
+/// A message formatted into a fixed buffer (no allocation; cut at the end of the buffer).
+pub(crate) struct Message {
+    buf: [u8; MESSAGE_LEN],
+    len: usize,
+}
+
+impl Message {
+    fn new() -> Self {
+        Self { buf: [0; MESSAGE_LEN], len: 0 }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `str`s are copied in, cut at a char boundary.
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl Write for Message {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = MESSAGE_LEN - self.len;
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
+/// Writer-side state, serialised by [`Netns::writer`].
+struct WriterState {
+    last_error: Option<Message>,
+}
+
+/// One namespace's GUE configuration and counters.
+#[pin_data]
+pub(crate) struct Netns {
+    /// Real servers by IPVS destination address; replaced whole on every change.
+    pub(crate) servers: RcuBox<RealServerTable>,
+    /// Counters by stats slot; they outlive table copies, so updates never lose counts.
+    pub(crate) stats: [ServerStats; MAX_REAL_SERVERS],
+    #[pin]
+    writer: Mutex<WriterState>,
+}
+
+impl Netns {
+    fn new() -> Result<impl PinInit<Self, Error>> {
+        let table = KBox::new(RealServerTable::new(), GFP_KERNEL)?;
+        Ok(try_pin_init!(Self {
+            servers: RcuBox::new(table),
+            stats: [const { ServerStats::new() }; MAX_REAL_SERVERS],
+            writer <- new_mutex!(WriterState { last_error: None }),
+        }? Error))
+    }
+
+    /// Applies every command in `input` (one per line) to a copy of the table and publishes
+    /// it only if all succeed: a rejected write leaves the configuration exactly as it was.
+    fn configure(&self, input: &[u8]) -> Result {
+        let mut writer = self.writer.lock();
+        let mut next = {
+            let rcu = RcuReadGuard::new();
+            KBox::new(self.servers.read(&rcu).clone(), GFP_KERNEL)?
+        };
+        let mut allocated = 0u64;
+        for (index, line) in input.split(|&c| c == b'\n').enumerate() {
+            match parse_command_bytes(line).and_then(|command| next.apply_in_place(&command)) {
+                Ok(applied) => allocated |= applied.allocated.bits(),
+                Err(error) => {
+                    let mut message = Message::new();
+                    let _ = write!(message, "line {}: {error}", index + 1);
+                    pr_warn!("rejected configuration: {}\n", message.as_str());
+                    writer.last_error = Some(message);
+                    return Err(Error::from_errno(-error.errno()));
+                }
+            }
+        }
+        for slot in (0..MAX_REAL_SERVERS).filter(|slot| allocated & (1 << slot) != 0) {
+            self.stats[slot].reset();
+        }
+        self.servers.replace(next);
+        writer.last_error = None;
+        Ok(())
+    }
+}
+
+impl ProcFileHandler for Netns {
+    fn show(&self, out: &mut SeqFile) -> fmt::Result {
+        let writer = self.writer.lock();
+        format_listing_header(out)?;
+        let rcu = RcuReadGuard::new();
+        for (addr, server) in self.servers.read(&rcu).iter() {
+            let stats = self.stats[usize::from(server.stats_slot)].snapshot();
+            format_listing_row(out, addr, server, &stats)?;
+        }
+        if let Some(message) = &writer.last_error {
+            writeln!(out, "# last error: {}", message.as_str())?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, input: &[u8]) -> Result {
+        self.configure(input)
+    }
+}
+
+/// Everything the module holds for one namespace. Field order is teardown order: the file
+/// and the hooks go (waiting for their running callbacks) before the state they use.
+pub(crate) struct NetnsSlot {
+    _proc: ProcEntry,
+    _hooks: LocalOutHooks,
+    state: Pin<KBox<Netns>>,
+}
+
+impl NetnsSlot {
+    pub(crate) fn new(net: &Net) -> Result<KBox<Self>> {
+        let state = KBox::try_pin_init(Netns::new()?, GFP_KERNEL)?;
+        // SAFETY: `state` outlives the hooks: both live in the slot, hooks dropped first.
+        let hooks = unsafe { LocalOutHooks::register(net, &*state)? };
+        let proc = ProcEntry::create(net)?;
+        Ok(KBox::new(Self { _proc: proc, _hooks: hooks, state }, GFP_KERNEL)?)
+    }
+
+    pub(crate) fn netns(&self) -> &Netns {
+        &self.state
+    }
+}

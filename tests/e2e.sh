@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# End-to-end upload test through the director: one VM boot per group, many cells per boot.
+#   tests/e2e.sh [--variants dr,c-gue,rust,rust-bug] [--cells SPECS] [--iperf SPECS] [--quick]
+#                [--expect-bug] [--timeout SECS] [--kernel BZIMAGE] [--out DIR]
+#   env: IPVS_GUE_KO (rust), IPVS_GUE_BUG_KO (rust-bug), IPVS_GUE_BZIMAGE, and SIZES REQUESTS
+#        DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS passed through to the guest
+#        (defaults and their reasoning: tests/guest/e2e.sh).
+# A cell spec is VARIANT:CLIENT_FAMILY:OUTER_FAMILY:CSUM[:RS]; default matrix: dr 4/4 and 6/6,
+# c-gue {4,6}x{4,6}x{nocsum,csum,remcsum}, rust the same as c-gue, rust-bug 4/4 and 6/6 nocsum.
+# A cell fails on any transmit-path drop, GSO error, integrity mismatch, request over deadline,
+# or (GUE variants, payload >= 64K) gso_calls == 0.  rust-bug and --expect-bug invert the verdict
+# per group: the harness must DETECT the failure.
+# Writes OUT/summary.json (all records; default OUT=target/e2e), prints TAP + a table.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+variants=dr,c-gue,rust
+cells=; iperf=; quick=0; expect_bug=0; tmo=1200; kernel_args=(); out="$top/target/e2e"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --variants) variants=$2; shift 2 ;;
+    --cells) cells=$2; shift 2 ;;
+    --iperf) iperf=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --expect-bug) expect_bug=1; shift ;;
+    --timeout) tmo=$2; shift 2 ;;
+    --kernel) kernel_args=(--kernel "$2"); shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "e2e: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"; out=$(cd "$out" && pwd)
+
+matrix() { # VARIANT -> cell specs
+  case "$1" in
+    dr) echo "dr:4:4:none dr:6:6:none" ;;
+    rust-bug) echo "rust-bug:4:4:nocsum rust-bug:6:6:nocsum" ;;
+    *) if [ "$quick" = 1 ]; then echo "$1:4:4:nocsum $1:6:6:csum"; else
+         for cf in 4 6; do for of in 4 6; do for cs in nocsum csum remcsum; do
+           printf '%s:%s:%s:%s ' "$1" "$cf" "$of" "$cs"; done; done; done; fi ;;
+  esac
+}
+iperf_spec() { case "$1" in dr) echo "dr:4:4:none" ;; *) echo "$1:4:4:nocsum" ;; esac; }
+
+# Groups: one boot each.  stock = dr + c-gue (no module); rust; rust-bug.
+groups=()
+for v in ${variants//,/ }; do
+  case "$v" in
+    dr|c-gue) [[ " ${groups[*]-} " == *" stock "* ]] || groups+=(stock) ;;
+    rust|rust-bug) groups+=("$v") ;;
+    *) echo "e2e: unknown variant $v" >&2; exit 2 ;;
+  esac
+done
+
+n=0; pass=0; fail=0
+tap() { # ok|fail TEXT
+  n=$((n + 1))
+  if [ "$1" = ok ]; then pass=$((pass + 1)); echo "ok $n - $2"; else fail=$((fail + 1)); echo "not ok $n - $2"; fi
+}
+initrd=$("$top/qemu/build-initramfs" | tail -n1)
+passthru=()
+for k in SIZES REQUESTS DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS; do
+  [ -z "${!k:-}" ] || passthru+=("$k=${!k}")
+done
+: > "$out/records.jsonl"
+t_all=$(date +%s)
+for g in "${groups[@]}"; do
+  files=(); env=(); gcells=; giperf=; bug=$expect_bug
+  case "$g" in
+    stock) for v in ${variants//,/ }; do
+             case "$v" in dr|c-gue) gcells+="$(matrix "$v") "; giperf+="$(iperf_spec "$v") " ;; esac; done ;;
+    rust|rust-bug)
+      ko=${IPVS_GUE_KO:-}; [ "$g" = rust ] || { ko=${IPVS_GUE_BUG_KO:-}; bug=1; }
+      if [ -z "$ko" ] || [ ! -f "$ko" ]; then
+        tap fail "$g cells # module missing (set IPVS_GUE_$( [ "$g" = rust ] && echo KO || echo BUG_KO ))"
+        continue
+      fi
+      files=(--file "$ko"); env=("KO=/extra/$(basename "$ko")")
+      gcells=$(matrix "$g"); giperf=$(iperf_spec "$g") ;;
+  esac
+  [ -z "$cells" ] || gcells=$(for c in $cells; do case "$g:${c%%:*}" in stock:dr|stock:c-gue|rust:rust|rust-bug:rust-bug) echo "$c" ;; esac; done)
+  [ -z "$iperf" ] || giperf=$(for c in $iperf; do case "$g:${c%%:*}" in stock:dr|stock:c-gue|rust:rust|rust-bug:rust-bug) echo "$c" ;; esac; done)
+  gdir="$out/$g"; rm -rf "$gdir"
+  t0=$(date +%s)
+  set +e
+  "$top/qemu/run-vm" "${kernel_args[@]}" --initrd "$initrd" --out "$gdir" --timeout "$tmo" "${files[@]}" \
+    "$here/guest/e2e.sh" "CELLS=$(echo $gcells)" "IPERF=$(echo $giperf)" "${env[@]}" "${passthru[@]}"
+  rc=$?
+  set -e
+  dt=$(( $(date +%s) - t0 ))
+  grep -E '^(not )?ok [0-9]+ - |^# ' "$gdir/console.log" | sed "s/^\(not \)\?ok [0-9]* - /&[$g] /" > "$gdir/tap.txt" || true
+  grep '^{"name"' "$gdir/results.txt" >> "$out/records.jsonl" || true
+  nrec=$(grep -c '^{"name"' "$gdir/results.txt" || true)
+  if [ "$bug" = 0 ]; then
+    while IFS= read -r l; do
+      case "$l" in "ok "*) tap ok "${l#ok * - }" ;; "not ok "*) tap fail "${l#not ok * - }" ;; *) echo "$l" ;; esac
+    done < "$gdir/tap.txt"
+    if [ "$rc" = 0 ]; then tap ok "[$g] VM run: guest exit 0, $nrec records, ${dt}s"
+    else tap fail "[$g] VM run: rc $rc, $nrec records, ${dt}s (log $gdir/console.log)"; fi
+  else
+    sed 's/^/# /' "$gdir/tap.txt"
+    nbad=$(grep '^{"name"' "$gdir/results.txt" | jq -s '[.[] | select(.passed == false and ((.director_drops // 0) > 0 or (.gso_errors // 0) > 0 or (.over_deadline // 0) > 0))] | length')
+    if [ "$nbad" -gt 0 ]; then tap ok "[$g] bug detected: $nbad of $nrec records fail on drops/GSO errors/deadlines (${dt}s)"
+    else tap fail "[$g] bug NOT detected: 0 of $nrec records fail (rc $rc, ${dt}s)"; fi
+  fi
+  echo "# [$g] boot+run ${dt}s; console $gdir/console.log"
+done
+jq -s . "$out/records.jsonl" > "$out/summary.json"
+echo "# summary: $out/summary.json ($(jq length "$out/summary.json") records, total $(( $(date +%s) - t_all ))s)"
+jq -r '(["name","payload","ok/req","Mbit/s","p99_ms","drops","gso","gso_err","rtx","pass"] | @tsv),
+  (.[] | [.name, (.payload_bytes // "-"), "\(.ok // .requests)/\(.requests)", (.throughput_mbps // "-"),
+          (.p99_ms // "-"), .director_drops, .gso_calls, .gso_errors, .retransmits, .passed] | @tsv)' \
+  "$out/summary.json" | column -t -s $'\t' | sed 's/^/# /'
+echo "1..$n"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

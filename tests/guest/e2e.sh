@@ -1,0 +1,143 @@
+# Guest side of tests/e2e.sh (run by /init inside the VM; environment from qemu/run-vm).
+#   CELLS   space-separated VARIANT:CLIENT_FAMILY:OUTER_FAMILY:CSUM[:RS] (RS rs1|rs2, default rs1)
+#   IPERF   same form: one iperf3 bulk upload per spec
+#   KO      module to insmod before the topology is built (rust / rust-bug groups)
+#   SIZES REQUESTS DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS: traffic shape (below)
+# Records: one JSON line per (cell, payload size) and per iperf3 run on /dev/ttyS1.
+. /guest/lib.sh
+SIZES=${SIZES:-1K 64K 1M 16M}
+# Requests per size and deadlines (ms, per request, measured by the client from first byte sent
+# to the server's digest reply).  Clean TCG runs: 1K ~1 ms, 64K ~5-15 ms, 1M ~40-150 ms,
+# 16M ~0.6-2.5 s with 4 connections in parallel.  With the 2023 bug a 32 KiB request took 1.5 s
+# and bulk ran at ~5 Mbit/s, so these limits separate the two by 10x or more.
+REQUESTS=${REQUESTS:-1K=32,64K=32,1M=8,16M=4}
+DEADLINES=${DEADLINES:-1K=200,64K=500,1M=2000,16M=10000}
+CONNECTIONS=${CONNECTIONS:-4}
+TIMEOUT_MS=${TIMEOUT_MS:-30000}
+EGRESS_MTU=${EGRESS_MTU:-1600}
+IPERF_SECS=${IPERF_SECS:-5}
+kv() { echo "$1" | tr ',' '\n' | sed -n "s/^$2=//p"; }
+
+if [ -n "${KO:-}" ]; then
+  tap_check "insmod $(basename "$KO")" insmod "$KO"
+fi
+topo_setup "$EGRESS_MTU" || { tap_fail "topology setup"; tap_done; exit 1; }
+tap_ok "topology setup (director egress MTU $EGRESS_MTU)"
+topo_wait_servers || true
+topo_preconditions
+[ -x /usr/bin/gue-traffic ] || tap_fail "gue-traffic present in the guest # missing: rebuild initramfs with --build-tools"
+
+# Configure the director for one cell.  rust / rust-bug: DR service + the module's GUE config.
+cell_service() { # VARIANT CF OF CSUM RS
+  rsaddr=$(rs_addr "$5" "$3") || return 1
+  case "$1" in
+    dr)    [ "$2" = "$3" ] || { echo "# dr needs client family = outer family" >&2; return 1; }
+           ipvs_service_dr "$2" "$rsaddr" ;;
+    c-gue) ipvs_service_c_gue "$2" "$rsaddr" "$4" ;;
+    rust|rust-bug)
+           outer=$( [ "$3" = 6 ] && echo fd02::1 || echo 10.2.0.1 )
+           ipvs_service_rust "$2" "$rsaddr" "$4" "$outer" ;;
+    *) echo "# unknown variant $1" >&2; return 1 ;;
+  esac
+}
+
+run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
+  v=$1; cf=$2; of=$3; cs=$4; rs=${5:-rs1}
+  name="$v-c$cf-o$of-$cs"; [ "$rs" = rs1 ] || name="$name-$rs"
+  ipvs_clear
+  if ! cell_service "$v" "$cf" "$of" "$cs" "$rs"; then
+    tap_fail "$name: director service setup"; ipvs_clear; return
+  fi
+  vip=$(vip_of "$cf")
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  for size in $SIZES; do
+    req=$(kv "$REQUESTS" "$size"); req=${req:-4}
+    dl=$(kv "$DEADLINES" "$size")
+    drops_start || { tap_fail "$name $size: drop accounting start"; continue; }
+    nsx client gue-traffic run --connect "$(hostport "$vip" 8080)" --sizes "$size" --requests "$req" \
+      --connections "$CONNECTIONS" ${dl:+--deadline-ms "$size=$dl"} --timeout-ms "$TIMEOUT_MS" \
+      --json /tmp/run.json 2>/tmp/run.err
+    trc=$?
+    drops_stop > /tmp/drops.txt
+    [ -s /tmp/run.json ] || echo '{"sizes":[{}]}' > /tmp/run.json
+    gso=$(drops_get /tmp/drops.txt gso_calls)
+    need_gso=0
+    case "$v" in c-gue|rust|rust-bug) [ "$size" = 1K ] || need_gso=1 ;; esac
+    rec=$(jq -c --arg name "$name" --arg v "$v" --argjson cf "$cf" --argjson of "$of" --arg cs "$cs" \
+      --arg rs "$rs" --argjson trc "$trc" --argjson need_gso "$need_gso" --argjson dl "${dl:-null}" \
+      --argjson gso "$gso" --argjson gerr "$(drops_get /tmp/drops.txt gso_errors)" \
+      --argjson kfree "$(drops_get /tmp/drops.txt kfree_xmit)" \
+      --argjson txd "$(drops_get /tmp/drops.txt tx_dropped_delta)" \
+      --argjson rtx "$(drops_get /tmp/drops.txt retransmits)" \
+      --argjson ovr "$(drops_get /tmp/drops.txt trace_overrun)" \
+      --argjson gmiss "$(drops_get /tmp/drops.txt gso_missed)" '
+      .sizes[0] as $s
+      | { name: $name, variant: $v, client_family: $cf, outer_family: $of, csum: $cs, real_server: $rs,
+          payload_bytes: $s.payload_bytes, requests: $s.requests, ok: $s.ok, bytes_ok: $s.bytes_ok,
+          mismatches: $s.mismatches, timeouts: $s.timeouts, errors: $s.errors,
+          over_deadline: $s.over_deadline, deadline_ms: $dl,
+          director_drops: ($kfree + $txd), kfree_xmit: $kfree, tx_dropped_delta: $txd,
+          gso_calls: $gso, gso_errors: $gerr, gso_missed: $gmiss, trace_overrun: $ovr,
+          retransmits: $rtx, throughput_mbps: $s.throughput_mbps, p50_ms: $s.p50_ms,
+          p99_ms: $s.p99_ms, max_ms: $s.max_ms, traffic_rc: $trc, first_error: $s.first_error }
+      | .reasons = ([ if .traffic_rc != 0 then "traffic rc \(.traffic_rc)" else empty end,
+                      if (.ok // 0) != (.requests // -1) then "ok \(.ok)/\(.requests)" else empty end,
+                      if (.mismatches // 0) > 0 then "integrity mismatches \(.mismatches)" else empty end,
+                      if (.over_deadline // 0) > 0 then "\(.over_deadline) over deadline" else empty end,
+                      if .kfree_xmit > 0 then "kfree_skb at xmit \(.kfree_xmit)" else empty end,
+                      if .tx_dropped_delta > 0 then "tx_dropped \(.tx_dropped_delta)" else empty end,
+                      if .gso_errors > 0 then "GSO errors \(.gso_errors)" else empty end,
+                      if .trace_overrun > 0 then "trace buffer overrun" else empty end,
+                      if $need_gso == 1 and .gso_calls == 0 then "gso_calls == 0: UDP tunnel GSO path not exercised" else empty end ])
+      | .passed = (.reasons | length == 0)' /tmp/run.json) || rec="{\"name\":\"$name\",\"passed\":false,\"reasons\":[\"record build failed\"]}"
+    result "$rec"
+    line=$(echo "$rec" | jq -r '"\(.name) \(.payload_bytes)B: \(.ok)/\(.requests) ok, p99 \(.p99_ms) ms, \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits)" + (if .passed then "" else " -- " + (.reasons | join("; ")) end)')
+    if echo "$rec" | jq -e .passed >/dev/null; then tap_ok "$line"; else
+      tap_fail "$line"; sed 's/^/#   /' /tmp/run.err | tail -n 5; drops_hist_report; fi
+  done
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  diag "$name took $(echo "$t1 $t0" | awk '{printf "%.1f", $1 - $2}') s"
+  ipvs_clear
+}
+
+run_iperf() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
+  v=$1; cf=$2; of=$3; cs=$4; rs=${5:-rs1}
+  name="iperf3-$v-c$cf-o$of-$cs"; [ "$rs" = rs1 ] || name="$name-$rs"
+  ipvs_clear
+  cell_service "$v" "$cf" "$of" "$cs" "$rs" || { tap_fail "$name: director service setup"; return; }
+  drops_start
+  nsx client iperf3 -c "$(vip_of "$cf")" -p 5201 -t "$IPERF_SECS" -J > /tmp/iperf.json 2>&1
+  irc=$?
+  drops_stop > /tmp/drops.txt
+  jq -e .end.sum_sent >/dev/null 2>&1 < /tmp/iperf.json || echo '{"end":{}}' > /tmp/iperf.json
+  rec=$(jq -c --arg name "$name" --arg v "$v" --argjson cf "$cf" --argjson of "$of" --arg cs "$cs" \
+    --arg rs "$rs" --argjson irc "$irc" \
+    --argjson gso "$(drops_get /tmp/drops.txt gso_calls)" --argjson gerr "$(drops_get /tmp/drops.txt gso_errors)" \
+    --argjson kfree "$(drops_get /tmp/drops.txt kfree_xmit)" --argjson txd "$(drops_get /tmp/drops.txt tx_dropped_delta)" \
+    --argjson rtx "$(drops_get /tmp/drops.txt retransmits)" '
+    { name: $name, variant: $v, client_family: $cf, outer_family: $of, csum: $cs, real_server: $rs,
+      kind: "iperf3", payload_bytes: .end.sum_received.bytes, bytes_ok: .end.sum_received.bytes,
+      requests: 1, director_drops: ($kfree + $txd), kfree_xmit: $kfree, tx_dropped_delta: $txd,
+      gso_calls: $gso, gso_errors: $gerr, retransmits: $rtx,
+      throughput_mbps: ((.end.sum_received.bits_per_second // 0) / 1e6 | . * 10 | round / 10),
+      iperf_retransmits: .end.sum_sent.retransmits, p99_ms: null, iperf_rc: $irc }
+    | .passed = (.iperf_rc == 0 and .director_drops == 0 and .gso_errors == 0 and (.bytes_ok // 0) > 0)' \
+    /tmp/iperf.json)
+  result "$rec"
+  line=$(echo "$rec" | jq -r '"\(.name): \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits)"')
+  if echo "$rec" | jq -e .passed >/dev/null; then tap_ok "$line"; else tap_fail "$line"; tail -n 3 /tmp/iperf.json | sed 's/^/#   /'; fi
+  ipvs_clear
+}
+
+for c in $CELLS; do run_cell $(echo "$c" | tr ':' ' '); done
+for c in ${IPERF:-}; do run_iperf $(echo "$c" | tr ':' ' '); done
+ipvs_clear
+if [ -n "${KO:-}" ]; then
+  for ns in $TOPO_NS; do $IP netns del "$ns"; done
+  sleep 1
+  tap_check "rmmod $(basename "$KO" .ko)" rmmod "$(basename "$KO" .ko)"
+fi
+if dmesg | grep -E 'WARNING|BUG|Oops|general protection' > /tmp/dmesg-bad.txt; then
+  tap_fail "dmesg clean"; sed 's/^/#   /' /tmp/dmesg-bad.txt | head -n 20
+else tap_ok "dmesg clean (no WARNING/BUG/Oops)"; fi
+tap_done

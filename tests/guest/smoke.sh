@@ -1,0 +1,43 @@
+# Guest side of tests/smoke.sh.  KO = module path in the guest (empty: module missing).
+# NETNS_PATTERN = dmesg text the module logs when it registers hooks in a new netns.
+. /guest/lib.sh
+NETNS_PATTERN=${NETNS_PATTERN:-ipvs_gue: hooks registered in netns}
+mod=$(basename "${KO:-ipvs_gue.ko}" .ko)
+if [ -n "${KO:-}" ] && [ -f "$KO" ]; then
+  tap_check "insmod $mod" insmod "$KO"
+  before=$(dmesg | grep -c "$NETNS_PATTERN")
+  $IP netns add smoke-probe
+  sleep 0.2
+  after=$(dmesg | grep -c "$NETNS_PATTERN")
+  tap_check "module sees a netns created after load ('$NETNS_PATTERN': $before -> $after)" [ "$after" -gt "$before" ]
+  $IP netns del smoke-probe
+else
+  tap_fail "insmod $mod # module missing"
+  tap_fail "module sees a netns created after load # module missing"
+fi
+topo_setup 1600 && tap_ok "topology setup" || tap_fail "topology setup"
+topo_wait_servers || true
+topo_preconditions
+if [ -x /usr/bin/gue-traffic ]; then
+  for dst in 10.2.0.2 fd02::2; do
+    if nsx client gue-traffic run --connect "$(hostport "$dst" 8080)" --sizes 1K,64K,1M --requests 4 \
+         --connections 2 --timeout-ms 20000 --json /tmp/smoke.json 2>/tmp/smoke.err; then
+      tap_ok "traffic client -> rs1 $dst (plain routing): $(jq -c '[.sizes[] | "\(.payload_bytes)B \(.ok)/\(.requests)"]' /tmp/smoke.json)"
+    else
+      tap_fail "traffic client -> rs1 $dst (plain routing)"; tail -n 5 /tmp/smoke.err | sed 's/^/#   /'
+    fi
+  done
+else
+  tap_fail "traffic client -> rs1 # gue-traffic missing in initramfs"
+fi
+for ns in $TOPO_NS; do $IP netns del "$ns"; done
+if [ -n "${KO:-}" ] && [ -f "$KO" ]; then
+  sleep 1
+  tap_check "rmmod $mod" rmmod "$mod"
+else
+  tap_fail "rmmod $mod # module missing"
+fi
+if dmesg | grep -E 'WARNING|BUG|Oops|general protection' > /tmp/dmesg-bad.txt; then
+  tap_fail "dmesg clean"; sed 's/^/#   /' /tmp/dmesg-bad.txt | head -n 20
+else tap_ok "dmesg has no WARNING/BUG/Oops"; fi
+tap_done
