@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test: boot the VM, insmod the module, check it hooks a netns created after load, run
 # traffic client -> rs1 by plain routing, rmmod, dmesg clean.  TAP + "N passed, N failed".
-#   tests/smoke.sh [MODULE.ko]      (or env IPVS_GUE_KO; NETNS_PATTERN overrides the dmesg check)
+#   tests/smoke.sh [MODULE.ko]   (or env IPVS_GUE_KO; NETNS_PATTERN / NETNS_CHECK: see tests/guest/smoke.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -12,7 +12,7 @@ if [ -n "$ko" ]; then
   [ -f "$ko" ] || { echo "smoke: no such module $ko" >&2; exit 2; }
   files=(--file "$ko"); env=("KO=/extra/$(basename "$ko")")
 fi
-[ -z "${NETNS_PATTERN:-}" ] || env+=("NETNS_PATTERN=$NETNS_PATTERN")
+for k in NETNS_PATTERN NETNS_CHECK; do [ -z "${!k:-}" ] || env+=("$k=${!k}"); done
 rm -rf "$out"
 set +e
 "$top/qemu/run-vm" --out "$out" --timeout "${SMOKE_TIMEOUT:-300}" "${files[@]}" "$here/guest/smoke.sh" "${env[@]}"

@@ -21,15 +21,26 @@ ipvs_service_c_gue() { # FAMILY RS_ADDR CSUM(nocsum|csum|remcsum)
   done
 }
 
-# HOOK for the Rust module: a DR service plus the module's per-real-server GUE config.
-# IPVS_GUE_CTL_ADD / IPVS_GUE_CTL_CLEAR may override the ctl invocations (lead: adjust here).
-ipvs_service_rust() { # FAMILY RS_ADDR CSUM OUTER_SRC_ADDR
-  ipvs_service_dr "$1" "$2" || return 1
+# HOOK for the Rust module: an IPVS service (DR by default: RUST_IPVS_METHOD=-g; -i for tunnel
+# mode) to RS_ADDR plus the module's per-real-server GUE config via ipvs-gue-ctl.  RS_ADDR is the
+# IPVS destination (same family as the service for DR); OUTER_DST is the tunnel's outer
+# destination (its family is the outer family).  CSUM uses the harness names nocsum|csum|remcsum,
+# mapped to ipvs-gue-ctl's none|udp|remcsum.  IPVS_GUE_CTL_ADD (a shell command run in the
+# director netns) / IPVS_GUE_CTL_CLEAR override the ctl invocations.
+ipvs_service_rust() { # FAMILY RS_ADDR CSUM OUTER_DST
+  vip=$(vip_of "$1")
+  case "$3" in nocsum) mode=none ;; csum) mode=udp ;; remcsum) mode=remcsum ;;
+    *) echo "ipvs_service_rust: bad csum '$3'" >&2; return 1 ;; esac
+  for p in $IPVS_PORTS; do
+    nsx director ipvsadm -A -t "$(hostport "$vip" "$p")" -s rr || return 1
+    nsx director ipvsadm -a -t "$(hostport "$vip" "$p")" -r "$(hostport "$2" "$p")" \
+      ${RUST_IPVS_METHOD:--g} || return 1
+  done
   if [ -n "${IPVS_GUE_CTL_ADD:-}" ]; then
     nsx director sh -c "$IPVS_GUE_CTL_ADD" || return 1
   else
     [ -x /usr/bin/ipvs-gue-ctl ] || { echo "# /usr/bin/ipvs-gue-ctl missing" >&2; return 1; }
-    nsx director ipvs-gue-ctl -a -r "$2" --gue-port "$GUE_PORT" --csum "$3" --outer "$4" || return 1
+    nsx director ipvs-gue-ctl -a -r "$2" --gue-port "$GUE_PORT" --csum "$mode" --outer "$4" || return 1
   fi
 }
 

@@ -3,3 +3,4 @@
 . /guest/topology.sh
 . /guest/ipvs.sh
 . /guest/drops.sh
+. /guest/module.sh

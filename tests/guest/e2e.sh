@@ -19,7 +19,7 @@ IPERF_SECS=${IPERF_SECS:-5}
 kv() { echo "$1" | tr ',' '\n' | sed -n "s/^$2=//p"; }
 
 if [ -n "${KO:-}" ]; then
-  tap_check "insmod $(basename "$KO")" insmod "$KO"
+  tap_check "insmod $(basename "$KO")" module_insert "$KO"
 fi
 topo_setup "$EGRESS_MTU" || { tap_fail "topology setup"; tap_done; exit 1; }
 tap_ok "topology setup (director egress MTU $EGRESS_MTU)"
@@ -34,9 +34,8 @@ cell_service() { # VARIANT CF OF CSUM RS
     dr)    [ "$2" = "$3" ] || { echo "# dr needs client family = outer family" >&2; return 1; }
            ipvs_service_dr "$2" "$rsaddr" ;;
     c-gue) ipvs_service_c_gue "$2" "$rsaddr" "$4" ;;
-    rust|rust-bug)
-           outer=$( [ "$3" = 6 ] && echo fd02::1 || echo 10.2.0.1 )
-           ipvs_service_rust "$2" "$rsaddr" "$4" "$outer" ;;
+    rust|rust-bug)  # IPVS dest in the client family, outer destination in the outer family
+           ipvs_service_rust "$2" "$(rs_addr "$5" "$2")" "$4" "$rsaddr" ;;
     *) echo "# unknown variant $1" >&2; return 1 ;;
   esac
 }
@@ -135,7 +134,7 @@ ipvs_clear
 if [ -n "${KO:-}" ]; then
   for ns in $TOPO_NS; do $IP netns del "$ns"; done
   sleep 1
-  tap_check "rmmod $(basename "$KO" .ko)" rmmod "$(basename "$KO" .ko)"
+  tap_check "rmmod $MODULE_NAME" module_remove
 fi
 if dmesg | grep -E 'WARNING|BUG|Oops|general protection' > /tmp/dmesg-bad.txt; then
   tap_fail "dmesg clean"; sed 's/^/#   /' /tmp/dmesg-bad.txt | head -n 20

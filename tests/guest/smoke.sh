@@ -1,15 +1,23 @@
 # Guest side of tests/smoke.sh.  KO = module path in the guest (empty: module missing).
-# NETNS_PATTERN = dmesg text the module logs when it registers hooks in a new netns.
+# How to see that the module attached to a netns created after load: NETNS_PATTERN (dmesg text the
+# module logs per netns; counted before/after) if set, else NETNS_CHECK (shell command run inside
+# the new netns; default: the module's per-netns /proc/net/ipvs_gue exists).
+NETNS_PATTERN=${NETNS_PATTERN:-}
+NETNS_CHECK=${NETNS_CHECK:-test -e /proc/net/ipvs_gue}
 . /guest/lib.sh
-NETNS_PATTERN=${NETNS_PATTERN:-ipvs_gue: hooks registered in netns}
 mod=$(basename "${KO:-ipvs_gue.ko}" .ko)
 if [ -n "${KO:-}" ] && [ -f "$KO" ]; then
-  tap_check "insmod $mod" insmod "$KO"
-  before=$(dmesg | grep -c "$NETNS_PATTERN")
+  tap_check "insmod $(basename "$KO")" module_insert "$KO"; mod=${MODULE_NAME:-$mod}
+  before=$(dmesg | grep -c "${NETNS_PATTERN:-^$}")
   $IP netns add smoke-probe
   sleep 0.2
-  after=$(dmesg | grep -c "$NETNS_PATTERN")
-  tap_check "module sees a netns created after load ('$NETNS_PATTERN': $before -> $after)" [ "$after" -gt "$before" ]
+  if [ -n "$NETNS_PATTERN" ]; then
+    after=$(dmesg | grep -c "$NETNS_PATTERN")
+    tap_check "module sees a netns created after load (dmesg '$NETNS_PATTERN': $before -> $after)" [ "$after" -gt "$before" ]
+  else
+    tap_check "module sees a netns created after load ($NETNS_CHECK)" nsx smoke-probe sh -c "$NETNS_CHECK"
+  fi
+  dmesg | grep -i "$mod" | tail -n 5 | sed 's/^/#   dmesg: /'
   $IP netns del smoke-probe
 else
   tap_fail "insmod $mod # module missing"
@@ -33,7 +41,7 @@ fi
 for ns in $TOPO_NS; do $IP netns del "$ns"; done
 if [ -n "${KO:-}" ] && [ -f "$KO" ]; then
   sleep 1
-  tap_check "rmmod $mod" rmmod "$mod"
+  tap_check "rmmod $mod" module_remove
 else
   tap_fail "rmmod $mod # module missing"
 fi

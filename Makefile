@@ -1,0 +1,51 @@
+# ipvs-gue: Rust GUE transmit for IPVS, and the QEMU harness that proves it.
+#   make               build ipvs_gue.ko (sets up the host and builds the guest kernel if needed)
+#   make demo          the headline story: bug build vs fixed build vs C path, 16 MiB uploads
+#   make test          unit tests, QEMU smoke test, e2e matrix; ends with "N passed, N failed"
+#   make test-upstream the harness against a kernel with the C fix reverted (test-only kernel)
+#   make bench         side-by-side throughput: Rust module vs C IPVS GUE vs plain DR
+# KDIR=<kernel build dir> builds the module against another configured CONFIG_RUST=y tree.
+
+.PHONY: all module module-bug setup kernel unit tools initramfs test smoke e2e test-upstream demo bench clean
+
+all: module
+
+module:
+	@scripts/build-module >/dev/null
+
+module-bug:
+	@scripts/build-module --bug >/dev/null
+
+setup:
+	@scripts/setup
+
+kernel:
+	@scripts/build-kernel stock
+
+unit:
+	@scripts/unit-tests
+
+tools:
+	@scripts/build-tools
+
+test:
+	@scripts/test
+
+smoke:
+	@scripts/test --only smoke
+
+e2e:
+	@scripts/test --only e2e
+
+test-upstream:
+	@scripts/test-upstream
+
+demo:
+	@scripts/demo
+
+bench:
+	@scripts/bench
+
+clean:
+	rm -rf target src/generated *.o *.ko *.mod *.mod.c .*.cmd src/.*.cmd src/*.o src/bindings/*.o \
+		src/bindings/.*.cmd modules.order Module.symvers .module-common.o
