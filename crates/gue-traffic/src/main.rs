@@ -1,7 +1,10 @@
-//! gue-traffic: TCP traffic generator (`run`) and verifying sink (`serve`)
+//! gue-traffic: TCP traffic generator (`run`), verifying sink (`serve`) and
+//! GUE packet capture/decoder (`capture`)
 //! for the ipvs-gue QEMU test harness. Built as a static binary for a busybox guest.
 
 mod args;
+mod capture;
+mod decode;
 mod proto;
 mod run;
 mod serve;
@@ -15,6 +18,8 @@ usage:
   gue-traffic run --connect ADDR:PORT --sizes SIZE[,SIZE...] [--requests N]
                   [--connections C] [--deadline-ms SIZE=MS[,SIZE=MS...|,*=MS]]
                   [--timeout-ms T] [--connect-timeout-ms T] [--seed S] [--json PATH|-]
+  gue-traffic capture --iface NAME --port PORT [--count N] [--timeout-ms T]
+                  [--direction any|out|in] [--json PATH|-] [--summary]
 
 Protocol (per request, many per connection): client sends 8-byte big-endian
 length + body; server replies \"<len> <sha256hex>\\n\".
@@ -24,6 +29,15 @@ run:   SIZE is bytes or with K/M/G suffix (KiB/MiB/GiB). Defaults: --requests 1
        (per size), --connections 1, --timeout-ms 10000, --connect-timeout-ms =
        --timeout-ms, --seed 1, JSON to stdout. Exit 0 if all requests ok and
        none over deadline, 1 otherwise, 2 on usage errors.
+capture: AF_PACKET capture (needs CAP_NET_RAW) of UDP packets to PORT on NAME,
+       both directions unless --direction; each is decoded as IPv4/IPv6 + UDP +
+       GUE + inner IP/TCP and printed as one JSON object per line with a
+       \"layout\" string of the fields two GUE encapsulators must agree on.
+       Checksums the kernel left to the NIC are completed before verifying.
+       Defaults: --count 1, --timeout-ms 10000. Stops after N packets or at
+       the timeout; exit 0 if at least one packet was captured, 1 if none.
+       --summary: count per distinct layout on stderr (\"layout xN: ...\").
+       \"capturing on NAME\" is printed to stderr once the socket is bound.
 ";
 
 fn main() {
@@ -50,6 +64,7 @@ fn dispatch(argv: &[String]) -> args::Result<i32> {
     match cmd.as_str() {
         "serve" => Ok(serve::serve(&serve_opts(rest)?)),
         "run" => Ok(run::run(&run_opts(rest)?)),
+        "capture" => Ok(capture::capture(&capture_opts(rest)?)),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(0)
@@ -162,5 +177,74 @@ fn run_opts(a: &[String]) -> args::Result<run::RunOpts> {
         connect_timeout: connect_timeout.unwrap_or(timeout),
         seed,
         json,
+    })
+}
+
+fn capture_opts(a: &[String]) -> args::Result<capture::CaptureOpts> {
+    let items = parse_opts(a, |n| match n {
+        "iface" | "port" | "count" | "timeout-ms" | "json" | "direction" => Some(true),
+        "summary" => Some(false),
+        _ => None,
+    })?;
+    let mut iface = None;
+    let mut port = None;
+    let mut count = 1;
+    let mut timeout = Duration::from_millis(10_000);
+    let mut json = None;
+    let mut summary = false;
+    let mut direction = capture::Direction::Any;
+    for Item::Opt(name, v) in items {
+        let v = v.unwrap_or_default();
+        match name.as_str() {
+            "iface" => {
+                if v.is_empty() || v.len() >= 16 || v.contains('/') {
+                    return err(format!("--iface: invalid interface name '{v}'"));
+                }
+                iface = Some(v)
+            }
+            "port" => {
+                let p = parse_u64("--port", &v)?;
+                if p == 0 || p > 65535 {
+                    return err("--port: must be between 1 and 65535");
+                }
+                port = Some(p as u16)
+            }
+            "count" => count = parse_u64("--count", &v)?,
+            "timeout-ms" => timeout = ms("--timeout-ms", &v)?,
+            "json" => {
+                if v.is_empty() {
+                    return err("--json: empty path");
+                }
+                json = Some(v)
+            }
+            "direction" => {
+                direction = match v.as_str() {
+                    "any" => capture::Direction::Any,
+                    "out" => capture::Direction::Out,
+                    "in" => capture::Direction::In,
+                    _ => return err(format!("--direction: expected any, out or in, got '{v}'")),
+                }
+            }
+            "summary" => summary = true,
+            _ => unreachable!(),
+        }
+    }
+    let Some(iface) = iface else {
+        return err("capture: --iface is required");
+    };
+    let Some(port) = port else {
+        return err("capture: --port is required");
+    };
+    if count == 0 {
+        return err("--count: must be > 0");
+    }
+    Ok(capture::CaptureOpts {
+        iface,
+        port,
+        count,
+        timeout,
+        json,
+        summary,
+        direction,
     })
 }

@@ -323,7 +323,7 @@ pub fn human_line(st: &SizeStats) -> String {
     s
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
     for c in s.chars() {
