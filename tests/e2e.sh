@@ -5,8 +5,9 @@
 #   env: IPVS_GUE_KO (rust), IPVS_GUE_BUG_KO (rust-bug), IPVS_GUE_BZIMAGE, and SIZES REQUESTS
 #        DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS passed through to the guest
 #        (defaults and their reasoning: tests/guest/e2e.sh).
-# A cell spec is VARIANT:CLIENT_FAMILY:OUTER_FAMILY:CSUM[:RS]; default matrix: dr 4/4 and 6/6,
-# c-gue {4,6}x{4,6}x{nocsum,csum,remcsum}, rust the same as c-gue, rust-bug 4/4 and 6/6 nocsum.
+# A cell spec is VARIANT:CLIENT_FAMILY:OUTER_FAMILY:CSUM[:RS[:EGRESS_MTU]]; default matrix: dr 4/4
+# and 6/6, c-gue {4,6}x{4,6}x{nocsum,csum,remcsum} plus rs2 (behind the router) and MTU-1500
+# cells, rust the same as c-gue, rust-bug 4/4 and 6/6 nocsum.
 # A cell fails on any transmit-path drop, GSO error, integrity mismatch, request over deadline,
 # or (GUE variants, payload >= 64K) gso_calls == 0.  rust-bug and --expect-bug invert the verdict
 # per group: the harness must DETECT the failure.
@@ -38,7 +39,11 @@ matrix() { # VARIANT -> cell specs
     rust-bug) echo "rust-bug:4:4:nocsum rust-bug:6:6:nocsum" ;;
     *) if [ "$quick" = 1 ]; then echo "$1:4:4:nocsum $1:6:6:csum"; else
          for cf in 4 6; do for of in 4 6; do for cs in nocsum csum remcsum; do
-           printf '%s:%s:%s:%s ' "$1" "$cf" "$of" "$cs"; done; done; done; fi ;;
+           printf '%s:%s:%s:%s ' "$1" "$cf" "$of" "$cs"; done; done; done
+         # rs2 sits behind a router; EGRESS_MTU 1500 makes full-size segments too big once
+         # encapsulated, so the PMTU path must answer (Rust: ICMP; C: outer fragmentation).
+         echo "$1:4:6:csum:rs2 $1:6:4:remcsum:rs2 $1:4:4:nocsum:rs1:1500 $1:6:6:csum:rs1:1500 $1:6:4:nocsum:rs1:1500"
+       fi ;;
   esac
 }
 iperf_spec() { case "$1" in dr) echo "dr:4:4:none" ;; *) echo "$1:4:4:nocsum" ;; esac; }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test: boot the VM, insmod the module, check it hooks a netns created after load, run
-# traffic client -> rs1 by plain routing, rmmod, dmesg clean.  TAP + "N passed, N failed".
+# configuration errors are refused (tests/guest/config.sh), traffic client -> rs1 by plain routing,
+# rmmod, dmesg clean.  TAP + "N passed, N failed".
 #   tests/smoke.sh [MODULE.ko]   (or env IPVS_GUE_KO; NETNS_PATTERN / NETNS_CHECK: see tests/guest/smoke.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +16,8 @@ fi
 for k in NETNS_PATTERN NETNS_CHECK; do [ -z "${!k:-}" ] || env+=("$k=${!k}"); done
 rm -rf "$out"
 set +e
-"$top/qemu/run-vm" --out "$out" --timeout "${SMOKE_TIMEOUT:-300}" "${files[@]}" "$here/guest/smoke.sh" "${env[@]}"
+"$top/qemu/run-vm" --out "$out" --timeout "${SMOKE_TIMEOUT:-300}" "${files[@]}" \
+  --file "$here/guest/config.sh:/guest/config.sh" "$here/guest/smoke.sh" "${env[@]}"
 rc=$?
 set -e
 n=0; pass=0; fail=0

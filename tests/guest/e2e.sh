@@ -40,28 +40,45 @@ cell_service() { # VARIANT CF OF CSUM RS
   esac
 }
 
-run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
-  v=$1; cf=$2; of=$3; cs=$4; rs=${5:-rs1}
+# The module's counters summed over its real servers: "packets gso_packets drop_pmtu other_drops".
+module_counters() {
+  nsx director awk '!/^#/ {p += $5; g += $7; m += $8; o += $9 + $10 + $11} END {print p + 0, g + 0, m + 0, o + 0}' \
+    /proc/net/ipvs_gue 2>/dev/null || echo "0 0 0 0"
+}
+
+run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
+  v=$1; cf=$2; of=$3; cs=$4; rs=${5:-rs1}; mtu=${6:-}
   name="$v-c$cf-o$of-$cs"; [ "$rs" = rs1 ] || name="$name-$rs"
   ipvs_clear
+  if [ -n "$mtu" ]; then
+    # A smaller director egress MTU: full-size segments no longer fit once encapsulated.
+    name="$name-mtu$mtu"
+    nsx director $IP link set dev eth-b mtu "$mtu"
+  fi
   if ! cell_service "$v" "$cf" "$of" "$cs" "$rs"; then
     tap_fail "$name: director service setup"; ipvs_clear; return
   fi
+  cell_pmtu=0
   vip=$(vip_of "$cf")
   t0=$(cut -d' ' -f1 /proc/uptime)
   for size in $SIZES; do
     req=$(kv "$REQUESTS" "$size"); req=${req:-4}
     dl=$(kv "$DEADLINES" "$size")
     drops_start || { tap_fail "$name $size: drop accounting start"; continue; }
+    set -- $(module_counters); m0_pkts=$1 m0_gso=$2 m0_pmtu=$3 m0_other=$4
     nsx client gue-traffic run --connect "$(hostport "$vip" 8080)" --sizes "$size" --requests "$req" \
       --connections "$CONNECTIONS" ${dl:+--deadline-ms "$size=$dl"} --timeout-ms "$TIMEOUT_MS" \
       --json /tmp/run.json 2>/tmp/run.err
     trc=$?
     drops_stop > /tmp/drops.txt
+    set -- $(module_counters)
+    mod_pkts=$(($1 - m0_pkts)) mod_gso=$(($2 - m0_gso)) mod_pmtu=$(($3 - m0_pmtu)) mod_other=$(($4 - m0_other))
+    cell_pmtu=$((cell_pmtu + mod_pmtu))
     [ -s /tmp/run.json ] || echo '{"sizes":[{}]}' > /tmp/run.json
     gso=$(drops_get /tmp/drops.txt gso_calls)
     need_gso=0
     case "$v" in c-gue|rust|rust-bug) [ "$size" = 1K ] || need_gso=1 ;; esac
+    is_rust=0; case "$v" in rust|rust-bug) is_rust=1 ;; esac
     rec=$(jq -c --arg name "$name" --arg v "$v" --argjson cf "$cf" --argjson of "$of" --arg cs "$cs" \
       --arg rs "$rs" --argjson trc "$trc" --argjson need_gso "$need_gso" --argjson dl "${dl:-null}" \
       --argjson gso "$gso" --argjson gerr "$(drops_get /tmp/drops.txt gso_errors)" \
@@ -69,7 +86,9 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
       --argjson txd "$(drops_get /tmp/drops.txt tx_dropped_delta)" \
       --argjson rtx "$(drops_get /tmp/drops.txt retransmits)" \
       --argjson ovr "$(drops_get /tmp/drops.txt trace_overrun)" \
-      --argjson gmiss "$(drops_get /tmp/drops.txt gso_missed)" '
+      --argjson gmiss "$(drops_get /tmp/drops.txt gso_missed)" \
+      --argjson is_rust "$is_rust" --argjson egress_mtu "${mtu:-$EGRESS_MTU}" \
+      --argjson mpk "$mod_pkts" --argjson mgso "$mod_gso" --argjson mpmtu "$mod_pmtu" --argjson mother "$mod_other" '
       .sizes[0] as $s
       | { name: $name, variant: $v, client_family: $cf, outer_family: $of, csum: $cs, real_server: $rs,
           payload_bytes: $s.payload_bytes, requests: $s.requests, ok: $s.ok, bytes_ok: $s.bytes_ok,
@@ -78,7 +97,10 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
           director_drops: ($kfree + $txd), kfree_xmit: $kfree, tx_dropped_delta: $txd,
           gso_calls: $gso, gso_errors: $gerr, gso_missed: $gmiss, trace_overrun: $ovr,
           retransmits: $rtx, throughput_mbps: $s.throughput_mbps, p50_ms: $s.p50_ms,
-          p99_ms: $s.p99_ms, max_ms: $s.max_ms, traffic_rc: $trc, first_error: $s.first_error }
+          p99_ms: $s.p99_ms, max_ms: $s.max_ms, traffic_rc: $trc, first_error: $s.first_error,
+          egress_mtu: $egress_mtu }
+      | if $is_rust == 1 then .module_packets = $mpk | .module_gso_packets = $mgso
+          | .module_drop_pmtu = $mpmtu | .module_drops_other = $mother else . end
       | .reasons = ([ if .traffic_rc != 0 then "traffic rc \(.traffic_rc)" else empty end,
                       if (.ok // 0) != (.requests // -1) then "ok \(.ok)/\(.requests)" else empty end,
                       if (.mismatches // 0) > 0 then "integrity mismatches \(.mismatches)" else empty end,
@@ -87,13 +109,21 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
                       if .tx_dropped_delta > 0 then "tx_dropped \(.tx_dropped_delta)" else empty end,
                       if .gso_errors > 0 then "GSO errors \(.gso_errors)" else empty end,
                       if .trace_overrun > 0 then "trace buffer overrun" else empty end,
-                      if $need_gso == 1 and .gso_calls == 0 then "gso_calls == 0: UDP tunnel GSO path not exercised" else empty end ])
+                      if $need_gso == 1 and .gso_calls == 0 then "gso_calls == 0: UDP tunnel GSO path not exercised" else empty end,
+                      if $is_rust == 1 and $mother > 0 then "module drops (route/headroom/bad packet) \($mother)" else empty end,
+                      if $is_rust == 1 and $need_gso == 1 and $mgso == 0 then "module encapsulated no GSO packet" else empty end ])
       | .passed = (.reasons | length == 0)' /tmp/run.json) || rec="{\"name\":\"$name\",\"passed\":false,\"reasons\":[\"record build failed\"]}"
     result "$rec"
     line=$(echo "$rec" | jq -r '"\(.name) \(.payload_bytes)B: \(.ok)/\(.requests) ok, p99 \(.p99_ms) ms, \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits)" + (if .passed then "" else " -- " + (.reasons | join("; ")) end)')
     if echo "$rec" | jq -e .passed >/dev/null; then tap_ok "$line"; else
       tap_fail "$line"; sed 's/^/#   /' /tmp/run.err | tail -n 5; drops_hist_report; fi
   done
+  if [ -n "$mtu" ]; then
+    # PMTU must have been answered: ICMP from our module (C instead fragments the outer packet).
+    case "$v" in rust) tap_check "$name: PMTU answered with ICMP ($cell_pmtu packets, module drop_pmtu)" [ "$cell_pmtu" -gt 0 ] ;; esac
+    nsx director $IP link set dev eth-b mtu "$EGRESS_MTU"
+    nsx client $IP route flush cache 2>/dev/null; nsx client $IP -6 route flush cache 2>/dev/null
+  fi
   t1=$(cut -d' ' -f1 /proc/uptime)
   diag "$name took $(echo "$t1 $t0" | awk '{printf "%.1f", $1 - $2}') s"
   ipvs_clear

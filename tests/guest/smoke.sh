@@ -18,6 +18,8 @@ if [ -n "${KO:-}" ] && [ -f "$KO" ]; then
     tap_check "module sees a netns created after load ($NETNS_CHECK)" nsx smoke-probe sh -c "$NETNS_CHECK"
   fi
   dmesg | grep -i "$mod" | tail -n 5 | sed 's/^/#   dmesg: /'
+  . /guest/config.sh
+  config_checks
   $IP netns del smoke-probe
 else
   tap_fail "insmod $mod # module missing"

@@ -73,7 +73,10 @@ fn open(iface: &str) -> Result<Capture, String> {
     // SAFETY: cname is a valid NUL-terminated string.
     let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
     if ifindex == 0 {
-        return Err(format!("no such interface '{iface}': {}", io::Error::last_os_error()));
+        return Err(format!(
+            "no such interface '{iface}': {}",
+            io::Error::last_os_error()
+        ));
     }
     // Protocol 0 at creation: the socket receives nothing until bind() below
     // selects ETH_P_ALL on this interface only (no frames from other devices).
@@ -93,12 +96,18 @@ fn open(iface: &str) -> Result<Capture, String> {
     // virtio_net_hdr in front of every frame: tells us about CHECKSUM_PARTIAL
     // (csum_start/offset still to be filled by the device) and GSO super-packets.
     let vnet = setsockopt(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, &1 as &libc::c_int).is_ok();
-    let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &(8 << 20) as &libc::c_int);
+    let _ = setsockopt(
+        &fd,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        &(8 << 20) as &libc::c_int,
+    );
     let tv = libc::timeval {
         tv_sec: RECV_SLICE.as_secs() as libc::time_t,
         tv_usec: RECV_SLICE.subsec_micros() as libc::suseconds_t,
     };
-    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv).map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+        .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
     // SAFETY: zeroed sockaddr_ll is valid; fields set below.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
@@ -119,7 +128,11 @@ fn open(iface: &str) -> Result<Capture, String> {
 }
 
 enum Recv {
-    Frame { len: usize, truncated: bool, outgoing: bool },
+    Frame {
+        len: usize,
+        truncated: bool,
+        outgoing: bool,
+    },
     Timeout,
     /// The kernel could not describe the packet in a virtio_net_hdr (e.g. an
     /// unsupported GSO type); it was dropped by recvmsg with EINVAL.
@@ -200,7 +213,12 @@ fn opt_num<T: ToString>(v: Option<T>) -> String {
 /// One JSON object (no trailing newline) for a decoded packet.
 pub fn packet_json(n: u64, dir: &str, p: &Packet) -> String {
     let mut s = String::with_capacity(1024);
-    let _ = write!(s, "{{\"n\":{n},\"dir\":{},\"frame_len\":{},", json_str(dir), p.frame_len);
+    let _ = write!(
+        s,
+        "{{\"n\":{n},\"dir\":{},\"frame_len\":{},",
+        json_str(dir),
+        p.frame_len
+    );
     let ip_payload_len = match &p.ip {
         OuterIp::V4 {
             tos,
@@ -325,13 +343,14 @@ pub fn packet_json(n: u64, dir: &str, p: &Packet) -> String {
                 s,
                 concat!(
                     "\"inner\":{{\"kind\":\"ip\",\"version\":{},\"protocol\":{},\"src\":\"{}\",\"dst\":\"{}\",",
-                    "\"total_length\":{},\"ttl\":{},\"sport\":{},\"dport\":{}}},"
+                    "\"total_length\":{},\"length_ok\":{},\"ttl\":{},\"sport\":{},\"dport\":{}}},"
                 ),
                 i.version,
                 i.protocol,
                 i.src,
                 i.dst,
                 i.total_length,
+                i.length_ok,
                 i.ttl,
                 opt_num(i.ports.map(|p| p.0)),
                 opt_num(i.ports.map(|p| p.1))
@@ -401,7 +420,8 @@ pub fn capture(o: &CaptureOpts) -> i32 {
     );
     let mut buf = vec![0u8; BUF_LEN];
     let mut matched = 0u64;
-    let (mut seen, mut malformed, mut unrepresentable, mut truncated_frames) = (0u64, 0u64, 0u64, 0u64);
+    let (mut seen, mut malformed, mut unrepresentable, mut truncated_frames) =
+        (0u64, 0u64, 0u64, 0u64);
     let mut layouts: BTreeMap<String, u64> = BTreeMap::new();
     let mut write_failed = None;
     while matched < o.count && Instant::now() < deadline {
@@ -482,13 +502,19 @@ pub fn capture(o: &CaptureOpts) -> i32 {
         let _ = write!(notes, ", {malformed} undecodable other frames");
     }
     if unrepresentable > 0 {
-        let _ = write!(notes, ", {unrepresentable} GSO frames the kernel could not describe (lost)");
+        let _ = write!(
+            notes,
+            ", {unrepresentable} GSO frames the kernel could not describe (lost)"
+        );
     }
     if truncated_frames > 0 {
         let _ = write!(notes, ", {truncated_frames} frames larger than the buffer");
     }
     if drops > 0 {
-        let _ = write!(notes, ", {drops} dropped by the kernel (socket buffer full)");
+        let _ = write!(
+            notes,
+            ", {drops} dropped by the kernel (socket buffer full)"
+        );
     }
     if let Some(e) = write_failed {
         eprintln!(
@@ -565,7 +591,8 @@ mod tests {
         assert_eq!(v["gue"]["remcsum"]["csum_offset"], 16);
         assert_eq!(v["inner"]["dport"], 8080);
         assert_eq!(v["layout"], p.layout());
-        let e: serde_json::Value = serde_json::from_str(&error_json(1, "in", 9, "x \"y\"")).unwrap();
+        let e: serde_json::Value =
+            serde_json::from_str(&error_json(1, "in", 9, "x \"y\"")).unwrap();
         assert_eq!(e["layout"], "malformed: x \"y\"");
     }
 }

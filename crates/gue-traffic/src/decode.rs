@@ -143,6 +143,8 @@ pub struct Inner {
     pub ttl: u8,
     /// Inner TCP/UDP ports (None if not TCP/UDP, fragmented or truncated).
     pub ports: Option<(u16, u16)>,
+    /// The inner IP length equals the bytes after the GUE header.
+    pub length_ok: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +218,10 @@ fn pseudo_sum(ip: &OuterIp, l4_len: u32) -> u64 {
 pub fn decode(frame: &[u8], port: u16, meta: Meta) -> Result<Option<Packet>, DecodeError> {
     // Ethernet (+ up to two VLAN tags).
     let Some(mut ethertype) = be16(frame, 12) else {
-        return fail(false, format!("truncated Ethernet header ({} bytes)", frame.len()));
+        return fail(
+            false,
+            format!("truncated Ethernet header ({} bytes)", frame.len()),
+        );
     };
     let mut l3 = 14;
     for _ in 0..2 {
@@ -237,19 +242,37 @@ pub fn decode(frame: &[u8], port: u16, meta: Meta) -> Result<Option<Packet>, Dec
                 return fail(false, format!("truncated IPv4 header ({} bytes)", h.len()));
             }
             if h[0] >> 4 != 4 {
-                return fail(false, format!("IPv4 ethertype but IP version {}", h[0] >> 4));
+                return fail(
+                    false,
+                    format!("IPv4 ethertype but IP version {}", h[0] >> 4),
+                );
             }
             let ihl = h[0] & 0x0f;
             let hl = usize::from(ihl) * 4;
             if ihl < 5 || h.len() < hl {
-                return fail(false, format!("bad or truncated IPv4 header (ihl={ihl}, {} bytes)", h.len()));
+                return fail(
+                    false,
+                    format!(
+                        "bad or truncated IPv4 header (ihl={ihl}, {} bytes)",
+                        h.len()
+                    ),
+                );
             }
             let total = be16(h, 2).unwrap_or(0);
             if usize::from(total) < hl {
-                return fail(false, format!("IPv4 total length {total} < header length {hl}"));
+                return fail(
+                    false,
+                    format!("IPv4 total length {total} < header length {hl}"),
+                );
             }
             if usize::from(total) > h.len() {
-                return fail(false, format!("truncated IPv4 packet: total length {total}, captured {}", h.len()));
+                return fail(
+                    false,
+                    format!(
+                        "truncated IPv4 packet: total length {total}, captured {}",
+                        h.len()
+                    ),
+                );
             }
             let frag = be16(h, 6).unwrap_or(0);
             let protocol = h[9];
@@ -280,12 +303,21 @@ pub fn decode(frame: &[u8], port: u16, meta: Meta) -> Result<Option<Packet>, Dec
                 return fail(false, format!("truncated IPv6 header ({} bytes)", h.len()));
             }
             if h[0] >> 4 != 6 {
-                return fail(false, format!("IPv6 ethertype but IP version {}", h[0] >> 4));
+                return fail(
+                    false,
+                    format!("IPv6 ethertype but IP version {}", h[0] >> 4),
+                );
             }
             let w0 = be32(h, 0).unwrap_or(0);
             let plen = be16(h, 4).unwrap_or(0);
             if 40 + usize::from(plen) > h.len() {
-                return fail(false, format!("truncated IPv6 packet: payload length {plen}, captured {}", h.len() - 40));
+                return fail(
+                    false,
+                    format!(
+                        "truncated IPv6 packet: payload length {plen}, captured {}",
+                        h.len() - 40
+                    ),
+                );
             }
             let next_header = h[6];
             if next_header != IPPROTO_UDP {
@@ -314,7 +346,10 @@ pub fn decode(frame: &[u8], port: u16, meta: Meta) -> Result<Option<Packet>, Dec
     // UDP.
     let ip_payload_len = ip_end - l4;
     if ip_payload_len < 8 {
-        return fail(false, format!("truncated UDP header ({ip_payload_len} bytes of IP payload)"));
+        return fail(
+            false,
+            format!("truncated UDP header ({ip_payload_len} bytes of IP payload)"),
+        );
     }
     let u = &frame[l4..ip_end];
     let (sport, dport, ulen, ucsum) = (
@@ -339,9 +374,9 @@ pub fn decode(frame: &[u8], port: u16, meta: Meta) -> Result<Option<Packet>, Dec
     } else {
         // Complete a checksum the device would still fill in (CHECKSUM_PARTIAL)
         // in a copy, then verify the outer UDP checksum over the result.
-        let completed = meta
-            .pending_csum
-            .and_then(|(start, off)| complete_pending(&frame[..ip_end], usize::from(start), usize::from(off)));
+        let completed = meta.pending_csum.and_then(|(start, off)| {
+            complete_pending(&frame[..ip_end], usize::from(start), usize::from(off))
+        });
         let bytes: &[u8] = match &completed {
             Some((buf, at)) => {
                 completed_pending_at = Some(*at);
@@ -349,7 +384,10 @@ pub fn decode(frame: &[u8], port: u16, meta: Meta) -> Result<Option<Packet>, Dec
             }
             None => &frame[..ip_end],
         };
-        verdict(csum_add(&bytes[l4..l4 + usize::from(ulen)], pseudo_sum(&ip, u32::from(ulen))))
+        verdict(csum_add(
+            &bytes[l4..l4 + usize::from(ulen)],
+            pseudo_sum(&ip, u32::from(ulen)),
+        ))
     };
     let udp = Udp {
         sport,
@@ -416,7 +454,13 @@ fn decode_gue(
             let hlen = b0 & 0x1f;
             let hdr_len = 4 + usize::from(hlen) * 4;
             if g.len() < hdr_len {
-                return fail(true, format!("truncated GUE options: hlen={hlen} needs {hdr_len} bytes, have {}", g.len()));
+                return fail(
+                    true,
+                    format!(
+                        "truncated GUE options: hlen={hlen} needs {hdr_len} bytes, have {}",
+                        g.len()
+                    ),
+                );
             }
             let flags = be16(g, 2).unwrap_or(0);
             let mut opt = 4;
@@ -430,7 +474,12 @@ fn decode_gue(
                 opt += 4;
                 if p & GUE_PFLAG_REMCSUM != 0 {
                     if opt + 4 > hdr_len {
-                        return fail(true, format!("GUE REMCSUM set but hlen={hlen} leaves no room for its option"));
+                        return fail(
+                            true,
+                            format!(
+                                "GUE REMCSUM set but hlen={hlen} leaves no room for its option"
+                            ),
+                        );
                     }
                     remcsum = Some(Remcsum {
                         start: be16(g, opt).unwrap_or(0),
@@ -475,7 +524,9 @@ fn decode_gue(
         InnerKind::Control
     } else {
         match gue.proto_ctype {
-            IPPROTO_IPIP | IPPROTO_IPV6 => InnerKind::Ip(decode_inner(inner_bytes, gue.proto_ctype)?),
+            IPPROTO_IPIP | IPPROTO_IPV6 => {
+                InnerKind::Ip(decode_inner(inner_bytes, gue.proto_ctype)?)
+            }
             _ => InnerKind::Unknown,
         }
     };
@@ -495,7 +546,10 @@ fn decode_inner(b: &[u8], proto: u8) -> Result<Inner, DecodeError> {
     };
     let want = if proto == IPPROTO_IPIP { 4 } else { 6 };
     if b0 >> 4 != want {
-        return fail(true, format!("GUE proto {proto} but inner IP version {}", b0 >> 4));
+        return fail(
+            true,
+            format!("GUE proto {proto} but inner IP version {}", b0 >> 4),
+        );
     }
     let ports = |l4: &[u8], protocol: u8| -> Option<(u16, u16)> {
         if protocol == IPPROTO_TCP || protocol == IPPROTO_UDP {
@@ -506,11 +560,17 @@ fn decode_inner(b: &[u8], proto: u8) -> Result<Inner, DecodeError> {
     };
     if want == 4 {
         if b.len() < 20 {
-            return fail(true, format!("truncated inner IPv4 header ({} bytes)", b.len()));
+            return fail(
+                true,
+                format!("truncated inner IPv4 header ({} bytes)", b.len()),
+            );
         }
         let hl = usize::from(b0 & 0x0f) * 4;
         if hl < 20 || b.len() < hl {
-            return fail(true, format!("bad or truncated inner IPv4 header (ihl={})", b0 & 0x0f));
+            return fail(
+                true,
+                format!("bad or truncated inner IPv4 header (ihl={})", b0 & 0x0f),
+            );
         }
         let total = be16(b, 2).unwrap_or(0);
         let frag = be16(b, 6).unwrap_or(0);
@@ -520,10 +580,23 @@ fn decode_inner(b: &[u8], proto: u8) -> Result<Inner, DecodeError> {
         } else {
             None
         };
-        if ports.is_none() && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) && frag & 0x1fff == 0 {
+        if ports.is_none()
+            && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP)
+            && frag & 0x1fff == 0
+        {
             return fail(true, "truncated inner L4 header");
         }
+        if usize::from(total) > b.len() {
+            return fail(
+                true,
+                format!(
+                    "truncated inner IPv4 packet: total length {total}, have {}",
+                    b.len()
+                ),
+            );
+        }
         Ok(Inner {
+            length_ok: usize::from(total) == b.len(),
             version: 4,
             protocol,
             src: IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15])),
@@ -534,7 +607,10 @@ fn decode_inner(b: &[u8], proto: u8) -> Result<Inner, DecodeError> {
         })
     } else {
         if b.len() < 40 {
-            return fail(true, format!("truncated inner IPv6 header ({} bytes)", b.len()));
+            return fail(
+                true,
+                format!("truncated inner IPv6 header ({} bytes)", b.len()),
+            );
         }
         let addr = |at: usize| -> IpAddr {
             let mut a = [0u8; 16];
@@ -546,12 +622,23 @@ fn decode_inner(b: &[u8], proto: u8) -> Result<Inner, DecodeError> {
         if ports.is_none() && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) {
             return fail(true, "truncated inner L4 header");
         }
+        let total = 40 + usize::from(be16(b, 4).unwrap_or(0));
+        if total > b.len() {
+            return fail(
+                true,
+                format!(
+                    "truncated inner IPv6 packet: length {total}, have {}",
+                    b.len()
+                ),
+            );
+        }
         Ok(Inner {
+            length_ok: total == b.len(),
             version: 6,
             protocol,
             src: addr(8),
             dst: addr(24),
-            total_length: 40 + u32::from(be16(b, 4).unwrap_or(0)),
+            total_length: total as u32,
             ttl: b[7],
             ports,
         })
@@ -577,7 +664,11 @@ impl Packet {
                 hdr_csum_valid,
                 ..
             } => {
-                let _ = write!(s, "ipv4 tos=0x{tos:02x} df={} ttl={ttl} proto={protocol}", u8::from(*df));
+                let _ = write!(
+                    s,
+                    "ipv4 tos=0x{tos:02x} df={} ttl={ttl} proto={protocol}",
+                    u8::from(*df)
+                );
                 if *ihl != 5 {
                     let _ = write!(s, " ihl={ihl}");
                 }
@@ -594,7 +685,10 @@ impl Packet {
                 next_header,
                 ..
             } => {
-                let _ = write!(s, "ipv6 tc=0x{traffic_class:02x} hlim={hop_limit} nh={next_header}");
+                let _ = write!(
+                    s,
+                    "ipv6 tc=0x{traffic_class:02x} hlim={hop_limit} nh={next_header}"
+                );
             }
         }
         let _ = write!(
@@ -634,6 +728,9 @@ impl Packet {
                     p => format!("proto={p}"),
                 };
                 let _ = write!(s, " | inner=ipv{}/{l4}", i.version);
+                if !i.length_ok {
+                    s.push_str(" innerlen=bad");
+                }
             }
         }
         s
@@ -650,13 +747,33 @@ pub mod tests {
     pub fn inner_v4_tcp(payload: usize) -> Vec<u8> {
         let total = 20 + 20 + payload;
         let mut p = vec![
-            0x45, 0x00, (total >> 8) as u8, total as u8, 0x12, 0x34, 0x40, 0x00, 64, IPPROTO_TCP, 0, 0, 10, 0, 0,
-            1, 10, 0, 0, 2,
+            0x45,
+            0x00,
+            (total >> 8) as u8,
+            total as u8,
+            0x12,
+            0x34,
+            0x40,
+            0x00,
+            64,
+            IPPROTO_TCP,
+            0,
+            0,
+            10,
+            0,
+            0,
+            1,
+            10,
+            0,
+            0,
+            2,
         ];
         let c = inet_csum(&p);
         p[10..12].copy_from_slice(&c.to_be_bytes());
         // TCP 40000 -> 8080, doff=5, ACK|PSH.
-        p.extend_from_slice(&[0x9c, 0x40, 0x1f, 0x90, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        p.extend_from_slice(&[
+            0x9c, 0x40, 0x1f, 0x90, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
         p.extend((0..payload).map(|i| i as u8));
         p
     }
@@ -697,7 +814,20 @@ pub mod tests {
             u[6..8].copy_from_slice(&c.to_be_bytes());
         }
         let total = 20 + u.len();
-        let mut ip = vec![0x45, 0x00, (total >> 8) as u8, total as u8, 0xab, 0xcd, 0x40, 0x00, 64, IPPROTO_UDP, 0, 0];
+        let mut ip = vec![
+            0x45,
+            0x00,
+            (total >> 8) as u8,
+            total as u8,
+            0xab,
+            0xcd,
+            0x40,
+            0x00,
+            64,
+            IPPROTO_UDP,
+            0,
+            0,
+        ];
         ip.extend_from_slice(&src);
         ip.extend_from_slice(&dst);
         let c = inet_csum(&ip);
@@ -741,15 +871,17 @@ pub mod tests {
     }
 
     fn dec(f: &[u8]) -> Packet {
-        decode(f, PORT, Meta::default()).expect("decode").expect("match")
+        decode(f, PORT, Meta::default())
+            .expect("decode")
+            .expect("match")
     }
 
     #[test]
     fn known_answer_ipv4_header_checksum() {
         // Classic example header, checksum 0xb861.
         let h = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0,
-            0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
         ];
         assert_eq!(inet_csum(&h), 0xb861);
     }
@@ -762,7 +894,12 @@ pub mod tests {
             p.layout(),
             "ipv4 tos=0x00 df=1 ttl=64 proto=17 | udp dport=5501 len=ok csum=zero | gue v=0 c=0 hlen=0 proto=4 flags=0x0000 | inner=ipv4/tcp"
         );
-        let OuterIp::V4 { hdr_csum_valid, id, .. } = p.ip else { panic!() };
+        let OuterIp::V4 {
+            hdr_csum_valid, id, ..
+        } = p.ip
+        else {
+            panic!()
+        };
         assert!(hdr_csum_valid);
         assert_eq!(id, 0xabcd);
         assert_eq!(p.udp.sport, 49152);
@@ -813,7 +950,10 @@ pub mod tests {
             pending_csum: None,
             gso: Some((1, 1448)),
         };
-        assert_eq!(decode(&f, PORT, gso).unwrap().unwrap().udp.csum_state, CsumState::Gso);
+        assert_eq!(
+            decode(&f, PORT, gso).unwrap().unwrap().udp.csum_state,
+            CsumState::Gso
+        );
     }
 
     #[test]
@@ -824,7 +964,9 @@ pub mod tests {
             p.layout(),
             "ipv6 tc=0x2e hlim=63 nh=17 | udp dport=5501 len=ok csum=valid | gue v=0 c=0 hlen=0 proto=4 flags=0x0000 | inner=ipv4/tcp"
         );
-        let OuterIp::V6 { flow_label, .. } = p.ip else { panic!() };
+        let OuterIp::V6 { flow_label, .. } = p.ip else {
+            panic!()
+        };
         assert_eq!(flow_label, 0x12345);
     }
 
@@ -856,9 +998,19 @@ pub mod tests {
         let mut pl = gue_hdr(IPPROTO_IPV6, None);
         pl.extend(&inner);
         let p = dec(&frame_v4(&pl, false));
-        assert!(p.layout().ends_with("proto=41 flags=0x0000 | inner=ipv6/tcp"), "{}", p.layout());
+        assert!(
+            p.layout()
+                .ends_with("proto=41 flags=0x0000 | inner=ipv6/tcp"),
+            "{}",
+            p.layout()
+        );
         let p = dec(&frame_v4(&[0x20, 7, 0, 0], false));
-        assert!(p.layout().ends_with("c=1 hlen=0 proto=7 flags=0x0000 | inner=control"), "{}", p.layout());
+        assert!(
+            p.layout()
+                .ends_with("c=1 hlen=0 proto=7 flags=0x0000 | inner=control"),
+            "{}",
+            p.layout()
+        );
         // proto/version mismatch is an error.
         let mut pl = gue_hdr(IPPROTO_IPIP, None);
         pl.extend(&inner);
@@ -894,7 +1046,9 @@ pub mod tests {
             assert!(e.port_matched, "{e:?}");
         }
         // Garbage of all sizes.
-        let junk: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let junk: Vec<u8> = (0..200u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for n in 0..junk.len() {
             let _ = decode(&junk[..n], PORT, Meta::default());
         }
