@@ -82,7 +82,15 @@ for g in "${groups[@]}"; do
         continue
       fi
       files=(--file "$ko"); env=("KO=/extra/$(basename "$ko")")
-      gcells=$(matrix "$g"); giperf=$(iperf_spec "$g") ;;
+      # With the bug a 16 MiB upload crawls at ~5 Mbit/s (minutes per cell); 1 MiB already stalls.
+      [ "$g" = rust ] || [ -n "${SIZES:-}" ] || env+=("SIZES=1K 64K 1M")
+      gcells=$(matrix "$g"); giperf=$(iperf_spec "$g")
+      # Header layout vs the C path: both transmitters are available in this boot.
+      # (default with the full matrix; LAYOUTS=... selects them, LAYOUTS= none).
+      if [ "$g" = rust ]; then
+        if [ -n "${LAYOUTS+set}" ]; then env+=("LAYOUTS=$LAYOUTS")
+        elif [ "$quick" = 0 ] && [ -z "$cells" ]; then env+=("LAYOUTS=4:4:nocsum 4:6:csum 6:4:remcsum 6:6:csum"); fi
+      fi ;;
   esac
   [ -z "$cells" ] || gcells=$(for c in $cells; do case "$g:${c%%:*}" in stock:dr|stock:c-gue|rust:rust|rust-bug:rust-bug) echo "$c" ;; esac; done)
   [ -z "$iperf" ] || giperf=$(for c in $iperf; do case "$g:${c%%:*}" in stock:dr|stock:c-gue|rust:rust|rust-bug:rust-bug) echo "$c" ;; esac; done)

@@ -1,6 +1,7 @@
 # Guest side of tests/e2e.sh (run by /init inside the VM; environment from qemu/run-vm).
 #   CELLS   space-separated VARIANT:CLIENT_FAMILY:OUTER_FAMILY:CSUM[:RS] (RS rs1|rs2, default rs1)
 #   IPERF   same form: one iperf3 bulk upload per spec
+#   LAYOUTS CLIENT_FAMILY:OUTER_FAMILY:CSUM ...: capture and compare Rust vs C GUE header layouts
 #   KO      module to insmod before the topology is built (rust / rust-bug groups)
 #   SIZES REQUESTS DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS: traffic shape (below)
 # Records: one JSON line per (cell, payload size) and per iperf3 run on /dev/ttyS1.
@@ -158,7 +159,51 @@ run_iperf() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
   ipvs_clear
 }
 
+# Captures the GUE packets of a 1 MiB upload on the director's egress NIC into OUT (JSON lines).
+capture_upload() { # VARIANT CF OF CSUM OUT
+  ipvs_clear
+  cell_service "$1" "$2" "$3" "$4" rs1 || return 1
+  nsx director gue-traffic capture --iface eth-b --port "$GUE_PORT" --direction out --count 400 \
+    --timeout-ms 30000 --json "$5" 2>/tmp/capture.err &
+  cpid=$!
+  i=0
+  while ! grep -q "capturing on" /tmp/capture.err && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  nsx client gue-traffic run --connect "$(hostport "$(vip_of "$2")" 8080)" --sizes 1M --requests 4 \
+    --connections 2 --timeout-ms "$TIMEOUT_MS" >/dev/null 2>&1
+  wait "$cpid"
+  crc=$?
+  ipvs_clear
+  return $crc
+}
+
+# The header layout of our GUE packets must equal the kernel's C IPVS GUE path's for the same
+# flow (outer IP fields, UDP port/length/checksum state, GUE bytes and options, inner type):
+# the most frequent layout must match, and any layout seen 3+ times by one path must occur in
+# the other. IP ID, UDP source port and absolute lengths legitimately differ and are excluded.
+run_layout() { # CLIENT_FAMILY OUTER_FAMILY CSUM
+  name="layout-c$1-o$2-$3"
+  if ! capture_upload c-gue "$1" "$2" "$3" /tmp/layout-c.json || ! capture_upload rust "$1" "$2" "$3" /tmp/layout-rust.json; then
+    tap_fail "$name: capture"; tail -n 3 /tmp/capture.err | sed 's/^/#   /'; return
+  fi
+  verdict=$(jq -n --slurpfile c /tmp/layout-c.json --slurpfile r /tmp/layout-rust.json '
+    def counts($p): $p | map(.layout) | group_by(.) | map({key: .[0], value: length}) | from_entries;
+    (counts($c)) as $cc | (counts($r)) as $rc
+    | def top($m): $m | to_entries | max_by(.value) | .key;
+    { c_packets: ($c | length), rust_packets: ($r | length), c_top: top($cc), rust_top: top($rc),
+      only_c: [$cc | to_entries[] | select(.value >= 3 and ($rc[.key] == null)) | .key],
+      only_rust: [$rc | to_entries[] | select(.value >= 3 and ($cc[.key] == null)) | .key] }
+    | .same = (.c_top == .rust_top and (.only_c | length) == 0 and (.only_rust | length) == 0)')
+  result "$(echo "$verdict" | jq -c --arg name "$name" '{name: $name, kind: "layout"} + .')"
+  if echo "$verdict" | jq -e .same >/dev/null; then
+    tap_ok "$name: same GUE layout as the C path ($(echo "$verdict" | jq -r '"\(.rust_packets)/\(.c_packets) packets: \(.rust_top)"'))"
+  else
+    tap_fail "$name: GUE layout differs from the C path"
+    echo "$verdict" | jq -r '"C: \(.c_top)", "Rust: \(.rust_top)", "only C: \(.only_c)", "only Rust: \(.only_rust)"' | sed 's/^/#   /'
+  fi
+}
+
 for c in $CELLS; do run_cell $(echo "$c" | tr ':' ' '); done
+for c in ${LAYOUTS:-}; do run_layout $(echo "$c" | tr ':' ' '); done
 for c in ${IPERF:-}; do run_iperf $(echo "$c" | tr ':' ' '); done
 ipvs_clear
 if [ -n "${KO:-}" ]; then
