@@ -246,7 +246,7 @@ fn set_udp_checksum(
             let inner = local_checksum_offload_sum(skb).ok_or(DropReason::BadPacket)?;
             udp_checksum_from_sum(ones_complement_sum(&inner.to_be_bytes(), pseudo))
         } else {
-            skb.request_checksum(0, 6);
+            skb.request_checksum(0, 6).ok_or(DropReason::BadPacket)?;
             fold(pseudo)
         }
     };

@@ -115,15 +115,14 @@ impl SkBuff {
     }
 
     /// Asks the device (or `skb_checksum_help`) to checksum from `start` (relative to
-    /// `skb->data`) and store the result at `start + offset`.
-    pub(crate) fn request_checksum(&mut self, start: usize, offset: u16) {
-        let from_head = self.headroom() + start;
-        // `csum_start` is a u16 from `skb->head`; headroom plus the headers we just pushed
-        // always fits (an sk_buff's linear area is far below 64 KiB of headroom).
-        let from_head = u16::try_from(from_head).unwrap_or(u16::MAX);
+    /// `skb->data`) and store the result at `start + offset`. `None` if `csum_start`, a
+    /// 16-bit offset from `skb->head`, cannot express `start`.
+    pub(crate) fn request_checksum(&mut self, start: usize, offset: u16) -> Option<()> {
+        let from_head = u16::try_from(self.headroom() + start).ok()?;
         // SAFETY: `self` is a valid, exclusively borrowed sk_buff.
         unsafe { b::ipvs_gue_skb_set_csum_start_offset(self.as_raw(), from_head, offset) };
         self.set_checksum_state(ChecksumState::Partial);
+        Some(())
     }
 
     /// Copies `N` bytes at `offset` from `skb->data` into `buf`, from the linear part or the
