@@ -13,6 +13,8 @@ pub(crate) mod rcu;
 pub(crate) mod route;
 pub(crate) mod skb;
 
+use kernel::types::Opaque;
+
 use crate::bindings as b;
 
 /// A network namespace (`struct net`) that stays alive while the reference exists.
@@ -21,19 +23,25 @@ use crate::bindings as b;
 ///
 /// The pointer is a valid `struct net` for the lifetime of every `&Net`.
 #[repr(transparent)]
-pub(crate) struct Net(b::net);
+pub(crate) struct Net(Opaque<b::net>);
 
 impl Net {
     /// # Safety
     ///
     /// `ptr` must be a valid `struct net` that outlives `'a`.
     pub(crate) unsafe fn from_raw<'a>(ptr: *mut b::net) -> &'a Net {
-        // SAFETY: `Net` is `repr(transparent)` over `struct net`; validity is the caller's.
+        // SAFETY: `Net` is `repr(transparent)` over `Opaque<net>`; validity is the caller's.
         unsafe { &*ptr.cast::<Net>() }
     }
 
     pub(crate) fn as_raw(&self) -> *mut b::net {
-        core::ptr::from_ref(&self.0).cast_mut()
+        self.0.get()
+    }
+
+    /// The namespace's `/proc/net` directory.
+    pub(crate) fn proc_dir(&self) -> *mut b::proc_dir_entry {
+        // SAFETY: `self` is a valid namespace (type invariant); `proc_net` is set at its creation.
+        unsafe { (*self.as_raw()).proc_net }
     }
 
     /// The namespace's local port range, used to spread tunnel source ports.

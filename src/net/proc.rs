@@ -81,9 +81,9 @@ fn handler_of(net: &Net) -> Option<&impl ProcFileHandler> {
 ///
 /// # Invariants
 ///
-/// The entry exists in `net`'s proc directory until drop; `net` outlives `self`.
+/// The entry exists in `parent` (a namespace's `/proc/net`) until drop; `parent` outlives `self`.
 pub(crate) struct ProcEntry {
-    net: NonNull<b::net>,
+    parent: NonNull<b::proc_dir_entry>,
 }
 
 // SAFETY: the entry is only touched by the proc core and by `drop`, from any thread.
@@ -97,13 +97,15 @@ impl ProcEntry {
     /// Creates the file in `net` (mode 0644: everyone reads, writes need `CAP_NET_ADMIN` over
     /// the namespace, checked on every write).
     pub(crate) fn create(net: &Net) -> Result<Self> {
-        // SAFETY: `net` is live; the name is a static C string; the callbacks match the
-        // prototypes proc_create_net_single_write expects.
+        // The directory lives as long as the namespace, which outlives this entry.
+        let parent = NonNull::new(net.proc_dir()).ok_or(ENOMEM)?;
+        // SAFETY: `parent` is the live namespace's /proc/net; the name is a static C string;
+        // the callbacks match the prototypes proc_create_net_single_write expects.
         let pde = unsafe {
             b::proc_create_net_single_write(
                 NAME.as_char_ptr().cast(),
                 0o644,
-                (*net.as_raw()).proc_net,
+                parent.as_ptr(),
                 Some(show),
                 Some(write),
                 core::ptr::null_mut(),
@@ -112,7 +114,7 @@ impl ProcEntry {
         if pde.is_null() {
             return Err(ENOMEM);
         }
-        Ok(Self { net: NonNull::from(net).cast() })
+        Ok(Self { parent })
     }
 }
 
@@ -120,6 +122,6 @@ impl Drop for ProcEntry {
     fn drop(&mut self) {
         // SAFETY: the entry exists (type invariant). Removal waits for running readers and
         // writers, so no callback uses the namespace state after this.
-        unsafe { b::remove_proc_entry(NAME.as_char_ptr().cast(), (*self.net.as_ptr()).proc_net) };
+        unsafe { b::remove_proc_entry(NAME.as_char_ptr().cast(), self.parent.as_ptr()) };
     }
 }

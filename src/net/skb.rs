@@ -8,6 +8,8 @@
 
 use core::ptr::NonNull;
 
+use kernel::types::Opaque;
+
 use crate::bindings as b;
 
 /// `skb->ip_summed`, as `include/linux/skbuff.h` defines it.
@@ -27,9 +29,10 @@ pub(crate) enum ChecksumState {
 ///
 /// # Invariants
 ///
-/// `self.0` points to a valid `sk_buff` that nobody else modifies while the borrow lives.
+/// `self.0` is a valid `sk_buff` that nobody else modifies while the borrow lives. It is
+/// `Opaque` because C code (the kernel functions we call) changes it behind Rust's references.
 #[repr(transparent)]
-pub(crate) struct SkBuff(b::sk_buff);
+pub(crate) struct SkBuff(Opaque<b::sk_buff>);
 
 impl SkBuff {
     /// Borrows a raw `sk_buff`.
@@ -38,23 +41,31 @@ impl SkBuff {
     ///
     /// `ptr` must point to a valid `sk_buff` exclusively available to the caller for `'a`.
     pub(crate) unsafe fn from_raw<'a>(ptr: *mut b::sk_buff) -> &'a mut SkBuff {
-        // SAFETY: `SkBuff` is `repr(transparent)` over `sk_buff`; validity and exclusivity are
-        // guaranteed by the caller.
+        // SAFETY: `SkBuff` is `repr(transparent)` over `Opaque<sk_buff>`, itself transparent
+        // over `sk_buff`; validity and exclusivity are guaranteed by the caller.
         unsafe { &mut *ptr.cast::<SkBuff>() }
     }
 
     pub(crate) fn as_raw(&self) -> *mut b::sk_buff {
-        core::ptr::from_ref(&self.0).cast_mut()
+        self.0.get()
     }
 
     /// Total length: linear part plus paged fragments.
     pub(crate) fn len(&self) -> u32 {
-        self.0.len
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { (*self.as_raw()).len }
     }
 
     /// Length of the linear part (`skb_headlen`).
     fn headlen(&self) -> u32 {
-        self.0.len - self.0.data_len
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { b::skb_headlen(self.as_raw()) }
+    }
+
+    /// Start of the packet data (`skb->data`).
+    fn data(&self) -> *mut u8 {
+        // SAFETY: `self` is a valid sk_buff by the type invariant.
+        unsafe { (*self.as_raw()).data }
     }
 
     /// Whether IPVS produced this packet (`skb->ipvs_property`).
@@ -151,7 +162,7 @@ impl SkBuff {
         let len = headlen.checked_sub(offset)?;
         // SAFETY: `data + offset .. data + headlen` is inside the linear area of this
         // exclusively borrowed sk_buff.
-        Some(unsafe { core::slice::from_raw_parts_mut(self.0.data.add(offset), len) })
+        Some(unsafe { core::slice::from_raw_parts_mut(self.data().add(offset), len) })
     }
 
     pub(crate) fn headroom(&self) -> usize {
@@ -251,7 +262,8 @@ impl SkBuff {
     /// Clears `skb->cb`, where the inner packet's IP layer kept its per-packet state
     /// (`IPCB`/`IP6CB`); the outer packet starts with none.
     pub(crate) fn clear_control_block(&mut self) {
-        self.0.cb = [0; 48];
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff; `cb` is plain bytes.
+        unsafe { (*self.as_raw()).cb = [0; 48] };
     }
 
     pub(crate) fn set_ignore_df(&mut self) {
@@ -293,7 +305,7 @@ impl SkBuff {
         let segs = i32::from(self.gso_segs());
         // SAFETY: the caller just wrote a complete IPv4 header at `skb->data` (linear, ours);
         // the function hashes its addresses and stores the ID field.
-        unsafe { b::__ip_select_ident(net.as_raw(), self.0.data.cast::<b::iphdr>(), segs) };
+        unsafe { b::__ip_select_ident(net.as_raw(), self.data().cast::<b::iphdr>(), segs) };
     }
 
     /// Sends an ICMP "fragmentation needed" with `mtu` back to the sender.
