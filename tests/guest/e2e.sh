@@ -95,7 +95,7 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
           payload_bytes: $s.payload_bytes, requests: $s.requests, ok: $s.ok, bytes_ok: $s.bytes_ok,
           mismatches: $s.mismatches, timeouts: $s.timeouts, errors: $s.errors,
           over_deadline: $s.over_deadline, deadline_ms: $dl,
-          director_drops: ($kfree + $txd), kfree_xmit: $kfree, tx_dropped_delta: $txd,
+          director_drops: ([$kfree, $txd] | max), kfree_xmit: $kfree, tx_dropped_delta: $txd,
           gso_calls: $gso, gso_errors: $gerr, gso_missed: $gmiss, trace_overrun: $ovr,
           retransmits: $rtx, throughput_mbps: $s.throughput_mbps, p50_ms: $s.p50_ms,
           p99_ms: $s.p99_ms, max_ms: $s.max_ms, traffic_rc: $trc, first_error: $s.first_error,
@@ -147,7 +147,7 @@ run_iperf() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
     --argjson rtx "$(drops_get /tmp/drops.txt retransmits)" '
     { name: $name, variant: $v, client_family: $cf, outer_family: $of, csum: $cs, real_server: $rs,
       kind: "iperf3", payload_bytes: .end.sum_received.bytes, bytes_ok: .end.sum_received.bytes,
-      requests: 1, director_drops: ($kfree + $txd), kfree_xmit: $kfree, tx_dropped_delta: $txd,
+      requests: 1, director_drops: ([$kfree, $txd] | max), kfree_xmit: $kfree, tx_dropped_delta: $txd,
       gso_calls: $gso, gso_errors: $gerr, retransmits: $rtx,
       throughput_mbps: ((.end.sum_received.bits_per_second // 0) / 1e6 | . * 10 | round / 10),
       iperf_retransmits: .end.sum_sent.retransmits, p99_ms: null, iperf_rc: $irc }
