@@ -193,7 +193,7 @@ run_layout() { # CLIENT_FAMILY OUTER_FAMILY CSUM
       only_c: [$cc | to_entries[] | select(.value >= 3 and ($rc[.key] == null)) | .key],
       only_rust: [$rc | to_entries[] | select(.value >= 3 and ($cc[.key] == null)) | .key] }
     | .same = (.c_top == .rust_top and (.only_c | length) == 0 and (.only_rust | length) == 0)')
-  result "$(echo "$verdict" | jq -c --arg name "$name" '{name: $name, kind: "layout"} + .')"
+  result "$(echo "$verdict" | jq -c --arg name "$name" '{name: $name, kind: "layout"} + . + {passed: .same}')"
   if echo "$verdict" | jq -e .same >/dev/null; then
     tap_ok "$name: same GUE layout as the C path ($(echo "$verdict" | jq -r '"\(.rust_packets)/\(.c_packets) packets: \(.rust_top)"'))"
   else
