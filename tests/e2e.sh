@@ -88,6 +88,7 @@ for g in "${groups[@]}"; do
       # Header layout vs the C path: both transmitters are available in this boot.
       # (default with the full matrix; LAYOUTS=... selects them, LAYOUTS= none).
       if [ "$g" = rust ]; then
+        env+=("UNDER_LOAD=${UNDER_LOAD:-1}")
         if [ -n "${LAYOUTS+set}" ]; then env+=("LAYOUTS=$LAYOUTS")
         elif [ "$quick" = 0 ] && [ -z "$cells" ]; then env+=("LAYOUTS=4:4:nocsum 4:6:csum 6:4:remcsum 6:6:csum"); fi
       fi ;;

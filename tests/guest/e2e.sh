@@ -2,6 +2,7 @@
 #   CELLS   space-separated VARIANT:CLIENT_FAMILY:OUTER_FAMILY:CSUM[:RS] (RS rs1|rs2, default rs1)
 #   IPERF   same form: one iperf3 bulk upload per spec
 #   LAYOUTS CLIENT_FAMILY:OUTER_FAMILY:CSUM ...: capture and compare Rust vs C GUE header layouts
+#   UNDER_LOAD=1  end with configuration churn and rmmod while uploads run through the module
 #   KO      module to insmod before the topology is built (rust / rust-bug groups)
 #   SIZES REQUESTS DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS: traffic shape (below)
 # Records: one JSON line per (cell, payload size) and per iperf3 run on /dev/ttyS1.
@@ -202,11 +203,64 @@ run_layout() { # CLIENT_FAMILY OUTER_FAMILY CSUM
   fi
 }
 
+# Table replacements (RCU publish + grace period) while a bulk upload runs through the module:
+# every write must succeed, the upload must complete, and nothing may be dropped on transmit.
+run_config_churn() {
+  name="rust-c4-o4: 90 configuration writes under load"
+  ipvs_clear
+  cell_service rust 4 4 nocsum rs1 || { tap_fail "$name: service setup"; return; }
+  drops_start
+  nsx client iperf3 -c "$VIP4" -p 5201 -t 6 -J > /tmp/churn.json 2>&1 &
+  ipid=$!
+  sleep 1
+  writes_failed=0 i=0
+  while [ $i -lt 30 ]; do
+    for mode in udp remcsum none; do
+      nsx director sh -c "echo 'edit 10.2.0.2 csum $mode' > /proc/net/ipvs_gue" || writes_failed=$((writes_failed + 1))
+    done
+    i=$((i + 1))
+  done
+  wait "$ipid"; irc=$?
+  drops_stop > /tmp/drops.txt
+  mbps=$(jq '(.end.sum_received.bits_per_second // 0) / 1e6 | round' /tmp/churn.json 2>/dev/null || echo 0)
+  drops=$(( $(drops_get /tmp/drops.txt kfree_xmit) + $(drops_get /tmp/drops.txt tx_dropped_delta) ))
+  gerr=$(drops_get /tmp/drops.txt gso_errors)
+  if [ "$irc" = 0 ] && [ "$writes_failed" = 0 ] && [ "$drops" = 0 ] && [ "$gerr" = 0 ]; then
+    tap_ok "$name: upload ok ($mbps Mbit/s), 0 drops, 0 GSO errors"
+  else
+    tap_fail "$name: iperf3 rc $irc, $writes_failed writes failed, $drops drops, $gerr GSO errors"
+  fi
+  ipvs_clear
+}
+
+# Unloading while packets flow through the hook: rmmod must succeed (the hooks unregister and
+# wait for running calls), the upload continues by plain DR, and dmesg stays clean.
+run_unload_under_load() {
+  ipvs_clear
+  cell_service rust 4 4 nocsum rs1 || { tap_fail "rmmod under load: service setup"; return; }
+  nsx client iperf3 -c "$VIP4" -p 5201 -t 5 -J > /tmp/unload.json 2>&1 &
+  ipid=$!
+  sleep 2
+  pkts=$(nsx director awk '!/^#/ {p += $5} END {print p + 0}' /proc/net/ipvs_gue)
+  if module_remove; then rmrc=0; else rmrc=1; fi
+  wait "$ipid"; irc=$?
+  if [ "$rmrc" = 0 ] && [ "$irc" = 0 ] && [ "$pkts" -gt 0 ] && ! grep -q "^$MODULE_NAME " /proc/modules; then
+    tap_ok "rmmod $MODULE_NAME under load ($pkts packets encapsulated before; upload completed)"
+  else
+    tap_fail "rmmod $MODULE_NAME under load (rmmod rc $rmrc, iperf3 rc $irc, $pkts packets before)"
+  fi
+  ipvs_clear
+}
+
 for c in $CELLS; do run_cell $(echo "$c" | tr ':' ' '); done
 for c in ${LAYOUTS:-}; do run_layout $(echo "$c" | tr ':' ' '); done
 for c in ${IPERF:-}; do run_iperf $(echo "$c" | tr ':' ' '); done
 ipvs_clear
-if [ -n "${KO:-}" ]; then
+if [ -n "${KO:-}" ] && [ "${UNDER_LOAD:-0}" = 1 ]; then
+  run_config_churn
+  run_unload_under_load
+elif [ -n "${KO:-}" ]; then
+  # Namespace exit runs the module's per-namespace teardown, then the module goes.
   for ns in $TOPO_NS; do $IP netns del "$ns"; done
   sleep 1
   tap_check "rmmod $MODULE_NAME" module_remove
