@@ -15,43 +15,14 @@ use kernel::sync::Mutex;
 use crate::gue_core::config::parse_command_bytes;
 use crate::gue_core::stats::{format_listing_header, format_listing_row, ServerStats};
 use crate::gue_core::table::{RealServerTable, MAX_REAL_SERVERS};
+use crate::gue_core::text::FixedText;
 use crate::net::netfilter::LocalOutHooks;
 use crate::net::proc::{ProcEntry, ProcFileHandler, SeqFile};
 use crate::net::rcu::{RcuBox, RcuReadGuard};
 use crate::net::Net;
 
-/// Room for one rejected command's message, kept for `# last error:` in the listing.
-const MESSAGE_LEN: usize = 192;
-
-/// A message formatted into a fixed buffer (no allocation; cut at the end of the buffer).
-pub(crate) struct Message {
-    buf: [u8; MESSAGE_LEN],
-    len: usize,
-}
-
-impl Message {
-    fn new() -> Self {
-        Self { buf: [0; MESSAGE_LEN], len: 0 }
-    }
-
-    fn as_str(&self) -> &str {
-        // Only whole `str`s are copied in, cut at a char boundary.
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl Write for Message {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = MESSAGE_LEN - self.len;
-        let mut take = s.len().min(room);
-        while !s.is_char_boundary(take) {
-            take -= 1;
-        }
-        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
-        self.len += take;
-        Ok(())
-    }
-}
+/// One rejected command's message, kept for `# last error:` in the listing.
+type Message = FixedText<192>;
 
 /// Writer-side state, serialised by [`Netns::writer`].
 struct WriterState {

@@ -20,3 +20,4 @@ pub mod mtu;
 pub mod ports;
 pub mod stats;
 pub mod table;
+pub mod text;
