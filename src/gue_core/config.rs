@@ -16,11 +16,12 @@
 //! starts a comment and blank lines do nothing. Errors carry a copy of the
 //! offending word so their text can name it without allocating.
 
-use core::fmt;
+use core::fmt::{self, Write};
 use core::str::FromStr;
 
 use super::addr::InetAddr;
 use super::table::MAX_REAL_SERVERS;
+use super::text::FixedText;
 
 /// Bytes of an offending word kept in a [`Token`]; longer words are cut.
 pub const TOKEN_CAPACITY: usize = 64;
@@ -28,8 +29,7 @@ pub const TOKEN_CAPACITY: usize = 64;
 /// A word copied out of a command line for an error message.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Token {
-    bytes: [u8; TOKEN_CAPACITY],
-    len: u8,
+    text: FixedText<TOKEN_CAPACITY>,
     truncated: bool,
 }
 
@@ -37,24 +37,18 @@ impl Token {
     /// Copies up to [`TOKEN_CAPACITY`] bytes of `text`, cut at a character
     /// boundary.
     pub fn new(text: &str) -> Token {
-        let mut len = text.len().min(TOKEN_CAPACITY);
-        while !text.is_char_boundary(len) {
-            len -= 1;
-        }
-        let mut bytes = [0u8; TOKEN_CAPACITY];
-        bytes[..len].copy_from_slice(&text.as_bytes()[..len]);
+        let mut stored = FixedText::new();
+        // Writing into a `FixedText` never fails; it cuts instead.
+        let _ = stored.write_str(text);
         Token {
-            bytes,
-            len: len as u8,
-            truncated: len < text.len(),
+            truncated: stored.as_str().len() < text.len(),
+            text: stored,
         }
     }
 
     /// The stored text (possibly truncated).
     pub fn as_str(&self) -> &str {
-        let stored = self.bytes.get(..usize::from(self.len)).unwrap_or(&[]);
-        // Always valid: `new` cuts at a character boundary.
-        core::str::from_utf8(stored).unwrap_or("")
+        self.text.as_str()
     }
 
     /// Whether the original word was longer than what is stored.

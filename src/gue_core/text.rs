@@ -5,7 +5,7 @@
 use core::fmt;
 
 /// Up to `N` bytes of text; `write!` into it never fails and cuts at a char boundary when full.
-#[derive(Clone)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct FixedText<const N: usize> {
     buf: [u8; N],
     len: usize,
