@@ -205,6 +205,7 @@ impl SkBuff {
         unsafe { b::skb_mac_offset(self.as_raw()) }
     }
 
+    #[cfg(not(reproduce_inner_mac_bug))]
     pub(crate) fn inner_network_offset(&self) -> i32 {
         // SAFETY: `self` is a valid sk_buff by the type invariant.
         unsafe { b::skb_inner_network_offset(self.as_raw()) }
