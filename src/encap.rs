@@ -4,6 +4,8 @@
 //! `ip_vs_tunnel_xmit{,_v6}` with `ipvs_gue_encap` (net/netfilter/ipvs/ip_vs_xmit.c).
 //! Differences from the C path are deliberate and listed in docs/design.md.
 
+#![deny(unsafe_code)]
+
 use crate::bindings as b;
 use crate::gue_core::addr::{Family, InetAddr};
 use crate::gue_core::checksum::{fold, ones_complement_sum, pseudo_header_sum_v6, udp_checksum_from_sum};
@@ -11,11 +13,11 @@ use crate::gue_core::config::{ChecksumMode, RealServerConfig};
 use crate::gue_core::ecn::{ecn_encapsulate, ipv6_dsfield};
 use crate::gue_core::gue::{GueHeader, RemoteChecksum};
 use crate::gue_core::headers::{Ipv4Header, Ipv6Header, UdpHeader, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP};
-use crate::gue_core::mtu::{encap_overhead, inner_mtu, min_mtu};
+use crate::gue_core::mtu::{encap_overhead, inner_limit, tunnel_mtu};
 use crate::gue_core::ports::udp_flow_src_port;
 use crate::gue_core::stats::DropReason;
-use crate::net::route::OutputRoute;
-use crate::net::skb::{ChecksumState, Header, OwnedSkb, SkBuff};
+use crate::net::route::{OutputRoute, RouteKind};
+use crate::net::skb::{ChecksumState, Header, OwnedSkb, PrivateSkb, SkBuff};
 use crate::net::Net;
 
 /// What was sent, for the counters.
@@ -62,32 +64,41 @@ fn inner_fields(skb: &SkBuff, family: Family) -> Option<InnerFields> {
     }
 }
 
-/// Encapsulates `skb` (an IPVS-scheduled packet of family `inner`) for `server` and sends it.
-/// On error the packet has been freed as a drop (and, for PMTU, answered with ICMP).
+/// Encapsulates `skb` (an IPVS-scheduled packet of family `inner`, or an ICMP error IPVS
+/// relays when `relayed_icmp`) for `server` and sends it. On error the packet has been freed
+/// as a drop (and, for PMTU, answered with ICMP unless it is an ICMP error itself).
 pub(crate) fn transmit(
     net: &Net,
     inner: Family,
     mut skb: OwnedSkb,
     server: &RealServerConfig,
+    relayed_icmp: bool,
 ) -> Result<Transmitted, DropReason> {
     let fields = inner_fields(&skb, inner).ok_or(DropReason::BadPacket)?;
-    let route = OutputRoute::lookup(net, &server.outer).ok_or(DropReason::NoRoute)?;
+    let route = OutputRoute::lookup(net, &server.outer).map_err(|_| DropReason::NoRoute)?;
+    // A tunnel endpoint that is this host or a broadcast address is a configuration error
+    // (IPVS's own direct routing already judged the real server non-local): never send GUE
+    // to ourselves or to everyone.
+    if route.kind() != RouteKind::Unicast {
+        return Err(DropReason::NoRoute);
+    }
     let outer = server.outer.family();
     // Like the C path, the option is only added where there is a checksum to offload.
     let remcsum = server.csum == ChecksumMode::RemoteOffload
         && skb.checksum_state() == ChecksumState::Partial;
-    check_path_mtu(&mut skb, inner, &fields, route.mtu(), outer, remcsum)?;
+    let path = PathMtu { mtu: route.mtu(), outer, remcsum };
+    check_path_mtu(&mut skb, net, inner, &fields, path, relayed_icmp)?;
 
     skb.drop_early_demux_socket();
     let headroom = route.device_headroom() + encap_overhead(outer, remcsum) as usize;
-    let mut skb = skb.with_private_headroom(headroom).map_err(|()| DropReason::NoHeadroom)?;
+    let mut skb = skb.into_private(headroom).map_err(|()| DropReason::NoHeadroom)?;
     set_offload_state(&mut skb, fields.protocol, outer, server.csum, remcsum)?;
     push_gue(&mut skb, fields.protocol, remcsum)?;
     push_udp(&mut skb, net, server.port)?;
     set_udp_checksum(&mut skb, server.csum != ChecksumMode::None, route.source(), &server.outer)?;
     push_outer_ip(&mut skb, net, &fields, route.source(), &server.outer)?;
 
-    skb.clear_control_block();
+    skb.reset_control_block(inner, outer);
     // The outer header carries the inner DF; fragmenting the outer packet is the stack's job.
     skb.set_ignore_df();
     skb.prepare_tunnel_xmit();
@@ -101,30 +112,45 @@ pub(crate) fn transmit(
     Ok(sent)
 }
 
-/// `ensure_mtu_is_adequate` for the tunnel: a packet that would exceed the path MTU once
-/// encapsulated and may not be fragmented is answered with ICMP carrying the MTU left for it.
-/// Unlike the C path, GSO packets are checked too, segment by segment.
-fn check_path_mtu(
-    skb: &mut SkBuff,
-    inner: Family,
-    fields: &InnerFields,
-    path_mtu: u32,
+/// The tunnel's path: route MTU, outer family, and whether the remote checksum option is
+/// added.
+struct PathMtu {
+    mtu: u32,
     outer: Family,
     remcsum: bool,
+}
+
+/// `ensure_mtu_is_adequate` for the tunnel: a packet that would exceed the path MTU once
+/// encapsulated and may not be fragmented is answered with ICMP carrying the MTU left for it
+/// (never an ICMP error IPVS relays). Unlike the C path, GSO packets are checked too, segment
+/// by segment. A reassembled IPv6 packet is judged by its largest fragment, as
+/// `__mtu_check_toobig_v6` does: it leaves in fragments again.
+fn check_path_mtu(
+    skb: &mut SkBuff,
+    net: &Net,
+    inner: Family,
+    fields: &InnerFields,
+    path: PathMtu,
+    relayed_icmp: bool,
 ) -> Result<(), DropReason> {
-    let mtu = inner_mtu(path_mtu, outer, remcsum)
-        .filter(|&mtu| mtu >= min_mtu(inner))
-        .ok_or(DropReason::Pmtu)?;
-    let fits = if skb.is_gso() { skb.gso_fits_mtu(mtu) } else { skb.len() <= mtu };
+    let tunnel = tunnel_mtu(path.mtu, path.outer, path.remcsum).ok_or(DropReason::Pmtu)?;
+    let mtu = inner_limit(tunnel, inner);
+    let fits = match skb.frag_max_size(inner) {
+        0 if skb.is_gso() => skb.gso_fits_mtu(mtu),
+        0 => skb.len() <= mtu,
+        largest_fragment if inner == Family::V6 => u32::from(largest_fragment) <= mtu,
+        _ => skb.len() <= mtu,
+    };
     match inner {
         _ if fits => Ok(()),
         Family::V4 if !fields.dont_fragment => Ok(()),
+        _ if relayed_icmp => Err(DropReason::Pmtu),
         Family::V4 => {
-            skb.send_icmp_frag_needed(mtu);
+            skb.send_icmp_frag_needed(net, mtu);
             Err(DropReason::Pmtu)
         }
         Family::V6 => {
-            skb.send_icmpv6_packet_too_big(mtu);
+            skb.send_icmpv6_packet_too_big(net, mtu);
             Err(DropReason::Pmtu)
         }
     }
@@ -186,7 +212,7 @@ fn set_inner_mac_header(skb: &mut SkBuff) {
 }
 
 /// Pushes the GUE header (variant 0), with the remote checksum option when `remcsum`.
-fn push_gue(skb: &mut SkBuff, protocol: u8, remcsum: bool) -> Result<(), DropReason> {
+fn push_gue(skb: &mut PrivateSkb, protocol: u8, remcsum: bool) -> Result<(), DropReason> {
     let remcsum = if remcsum {
         let start = u16::try_from(skb.checksum_start_offset()).map_err(|_| DropReason::BadPacket)?;
         Some(RemoteChecksum { start, offset: skb.checksum_offset() })
@@ -206,7 +232,7 @@ fn push_gue(skb: &mut SkBuff, protocol: u8, remcsum: bool) -> Result<(), DropRea
 
 /// Pushes the UDP header; the source port spreads flows over ECMP/RSS like
 /// `udp_flow_src_port(net, skb, 0, 0, false)`.
-fn push_udp(skb: &mut SkBuff, net: &Net, port: u16) -> Result<(), DropReason> {
+fn push_udp(skb: &mut PrivateSkb, net: &Net, port: u16) -> Result<(), DropReason> {
     let hash = match skb.flow_hash() {
         0 => Net::udp_flow_hash_seed(),
         hash => hash,
@@ -228,7 +254,7 @@ fn push_udp(skb: &mut SkBuff, net: &Net, port: u16) -> Result<(), DropReason> {
 
 /// `udp_set_csum`/`udp6_set_csum` for the UDP header at `skb->data`.
 fn set_udp_checksum(
-    skb: &mut SkBuff,
+    skb: &mut PrivateSkb,
     enabled: bool,
     source: &InetAddr,
     destination: &InetAddr,
@@ -278,7 +304,7 @@ fn pseudo_header_sum(source: &InetAddr, destination: &InetAddr, udp_len: u32) ->
 /// `lco_csum`: the sum of our headers up to the inner checksum start, plus the complement
 /// of the inner pseudo-header sum already stored in the inner checksum field. With it the
 /// outer checksum is known before the inner one is computed.
-fn local_checksum_offload_sum(skb: &mut SkBuff) -> Option<u32> {
+fn local_checksum_offload_sum(skb: &mut PrivateSkb) -> Option<u32> {
     let start = usize::try_from(skb.checksum_start_offset()).ok()?;
     let field = start + usize::from(skb.checksum_offset());
     let linear = skb.linear_mut(0)?;
@@ -289,7 +315,7 @@ fn local_checksum_offload_sum(skb: &mut SkBuff) -> Option<u32> {
 
 /// Pushes the outer IPv4 or IPv6 header towards `destination`.
 fn push_outer_ip(
-    skb: &mut SkBuff,
+    skb: &mut PrivateSkb,
     net: &Net,
     fields: &InnerFields,
     source: &InetAddr,
@@ -311,13 +337,7 @@ fn push_outer_ip(
                 saddr,
                 daddr,
             };
-            let buf = skb.push(Ipv4Header::LEN).ok_or(DropReason::NoHeadroom)?;
-            header.encode(buf).map_err(|_| DropReason::BadPacket)?;
-            skb.set_header_offsets(Header::Network, 0);
-            // As ip_select_ident: DF packets keep ID 0, others get a fresh one.
-            if !fields.dont_fragment {
-                skb.select_ipv4_ident(net);
-            }
+            skb.push_ipv4_header(net, &header).ok_or(DropReason::NoHeadroom)?;
         }
         _ => {
             let header = Ipv6Header {

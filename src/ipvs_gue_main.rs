@@ -7,8 +7,13 @@
 //! the packet at LOCAL_OUT and sends it inside IP/UDP/GUE instead, with every sk_buff field
 //! set for software GSO and checksum offload. See docs/design.md.
 
+#![deny(unsafe_code)]
+
 use kernel::prelude::*;
 
+// `unsafe` lives only in the raw bindings and the abstraction layer `net`; everything above
+// them denies it.
+#[allow(unsafe_code)]
 mod bindings;
 mod encap;
 // Shared verbatim with the userspace crate, whose CLI and tests use the parts the module does
@@ -17,6 +22,7 @@ mod encap;
 #[path = "gue_core/mod.rs"]
 mod gue_core;
 mod hook;
+#[allow(unsafe_code)]
 mod net;
 mod netns;
 
@@ -29,12 +35,12 @@ module! {
 }
 
 struct IpvsGue {
-    _pernet: net::pernet::PernetSubsys,
+    _pernet: net::pernet::Subsystem<netns::NetnsSlot>,
 }
 
 impl kernel::Module for IpvsGue {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let pernet = net::pernet::PernetSubsys::register()?;
+        let pernet = net::pernet::Subsystem::register()?;
         if cfg!(reproduce_inner_mac_bug) {
             pr_warn!("TEST BUILD: reproduces the 2023 inner_mac_header bug; GSO packets WILL be dropped\n");
         }

@@ -3,23 +3,25 @@
 //! What the module keeps per network namespace: the GUE real server table (read lock-free by
 //! the packet hook), per-server counters, and the configuration file that edits them.
 
+#![deny(unsafe_code)]
+
 use core::fmt::{self, Write};
-use core::pin::Pin;
 
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::c_str;
 use kernel::error::{Error, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::Mutex;
+use kernel::sync::{Arc, Mutex};
 
 use crate::gue_core::config::parse_command_bytes;
 use crate::gue_core::stats::{format_listing_header, format_listing_row, ServerStats};
 use crate::gue_core::table::{RealServerTable, MAX_REAL_SERVERS};
 use crate::gue_core::text::FixedText;
-use crate::net::netfilter::LocalOutHooks;
+use crate::net::netfilter::Registration;
+use crate::net::pernet::{Namespace, PernetId, PernetState};
 use crate::net::proc::{ProcEntry, ProcFileHandler, SeqFile};
 use crate::net::rcu::{RcuBox, RcuReadGuard};
-use crate::net::Net;
 
 /// One rejected command's message, kept for `# last error:` in the listing.
 type Message = FixedText<192>;
@@ -54,10 +56,13 @@ impl Netns {
     /// it only if all succeed: a rejected write leaves the configuration exactly as it was.
     fn configure(&self, input: &[u8]) -> Result {
         let mut writer = self.writer.lock();
-        let mut next = {
+        // Allocate before the read-side section: GFP_KERNEL may sleep, which RCU readers must
+        // not. Copying the table then needs no allocation.
+        let mut next = KBox::new(RealServerTable::new(), GFP_KERNEL)?;
+        {
             let rcu = RcuReadGuard::new();
-            KBox::new(self.servers.read(&rcu).clone(), GFP_KERNEL)?
-        };
+            next.clone_from(self.servers.read(&rcu));
+        }
         let mut allocated = 0u64;
         for (index, line) in input.split(|&c| c == b'\n').enumerate() {
             match parse_command_bytes(line).and_then(|command| next.apply_in_place(&command)) {
@@ -100,24 +105,25 @@ impl ProcFileHandler for Netns {
     }
 }
 
-/// Everything the module holds for one namespace. Field order is teardown order: the file
-/// and the hooks go (waiting for their running callbacks) before the state they use.
+/// The `net_generic` id of [`NetnsSlot`].
+static NETNS_ID: PernetId = PernetId::new();
+
+/// Everything the module holds for one namespace. Field order is teardown order: the file and
+/// the hooks go (each waiting for its running callbacks) before the state they share.
 pub(crate) struct NetnsSlot {
-    _proc: ProcEntry,
-    _hooks: LocalOutHooks,
-    state: Pin<KBox<Netns>>,
+    _proc: ProcEntry<Netns>,
+    _hooks: Registration<Netns>,
 }
 
-impl NetnsSlot {
-    pub(crate) fn new(net: &Net) -> Result<KBox<Self>> {
-        let state = KBox::try_pin_init(Netns::new()?, GFP_KERNEL)?;
-        // SAFETY: `state` outlives the hooks: both live in the slot, hooks dropped first.
-        let hooks = unsafe { LocalOutHooks::register(net, &*state)? };
-        let proc = ProcEntry::create(net)?;
-        Ok(KBox::new(Self { _proc: proc, _hooks: hooks, state }, GFP_KERNEL)?)
+impl PernetState for NetnsSlot {
+    fn id() -> &'static PernetId {
+        &NETNS_ID
     }
 
-    pub(crate) fn netns(&self) -> &Netns {
-        &self.state
+    fn init(ns: &Namespace<'_>) -> Result<KBox<Self>> {
+        let state = Arc::pin_init(Netns::new()?, GFP_KERNEL)?;
+        let hooks = Registration::register(ns, state.clone())?;
+        let proc = ProcEntry::create(ns, c_str!("ipvs_gue"), state)?;
+        Ok(KBox::new(Self { _proc: proc, _hooks: hooks }, GFP_KERNEL)?)
     }
 }

@@ -2,7 +2,12 @@
 /* One-line C helpers for macros and sk_buff bitfields; see shim.h. */
 #include <linux/capability.h>
 #include <linux/seq_file_net.h>
+#include <linux/proc_fs.h>
+#include <net/ip.h>
 #include <net/ip_tunnels.h>
+#include <net/ip6_route.h>
+#include <net/route.h>
+#include <net/ipv6.h>
 #include "shim.h"
 
 unsigned int ipvs_gue_dst_ll_reserved_space(const struct dst_entry *dst)
@@ -104,4 +109,49 @@ void ipvs_gue_rcu_read_lock(void)
 void ipvs_gue_rcu_read_unlock(void)
 {
 	rcu_read_unlock();
+}
+
+void *ipvs_gue_seq_pde_data(struct seq_file *seq)
+{
+	return pde_data(file_inode(seq->file));
+}
+
+struct sock *ipvs_gue_skb_sk(const struct sk_buff *skb)
+{
+	return skb->sk;
+}
+
+void ipvs_gue_skb_set_dev(struct sk_buff *skb, struct net_device *dev)
+{
+	skb->dev = dev;
+}
+
+u16 ipvs_gue_skb_frag_max_size(const struct sk_buff *skb, bool v6)
+{
+	return v6 ? IP6CB(skb)->frag_max_size : IPCB(skb)->frag_max_size;
+}
+
+void ipvs_gue_skb_set_frag_max_size(struct sk_buff *skb, bool v6, u16 size)
+{
+	*(v6 ? &IP6CB(skb)->frag_max_size : &IPCB(skb)->frag_max_size) = size;
+}
+
+unsigned int ipvs_gue_rt_flags(const struct dst_entry *dst)
+{
+	return dst_rtable(dst)->rt_flags;
+}
+
+bool ipvs_gue_dst_dev_is_loopback(const struct dst_entry *dst)
+{
+	return dst->dev && (dst->dev->flags & IFF_LOOPBACK);
+}
+
+__be32 ipvs_gue_rt_nexthop4(const struct dst_entry *dst)
+{
+	return rt_nexthop(dst_rtable(dst), 0);
+}
+
+const struct in6_addr *ipvs_gue_rt6_nexthop(const struct dst_entry *dst)
+{
+	return rt6_nexthop(dst_rt6_info(dst), &in6addr_any);
 }

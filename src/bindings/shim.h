@@ -31,5 +31,14 @@ unsigned short ipvs_gue_skb_csum_offset(const struct sk_buff *skb);
 void ipvs_gue_skb_set_csum_start_offset(struct sk_buff *skb, unsigned short start, unsigned short offset);
 void ipvs_gue_rcu_read_lock(void);
 void ipvs_gue_rcu_read_unlock(void);
+void *ipvs_gue_seq_pde_data(struct seq_file *seq);
+struct sock *ipvs_gue_skb_sk(const struct sk_buff *skb);
+void ipvs_gue_skb_set_dev(struct sk_buff *skb, struct net_device *dev);
+u16 ipvs_gue_skb_frag_max_size(const struct sk_buff *skb, bool v6);
+void ipvs_gue_skb_set_frag_max_size(struct sk_buff *skb, bool v6, u16 size);
+unsigned int ipvs_gue_rt_flags(const struct dst_entry *dst);
+bool ipvs_gue_dst_dev_is_loopback(const struct dst_entry *dst);
+__be32 ipvs_gue_rt_nexthop4(const struct dst_entry *dst);
+const struct in6_addr *ipvs_gue_rt6_nexthop(const struct dst_entry *dst);
 
 #endif

@@ -8,11 +8,14 @@
 //! input) so the same files build inside the kernel module and in the
 //! userspace `gue-core` crate, where they are unit-tested.
 
+#![deny(unsafe_code)]
+
 pub mod addr;
 pub mod checksum;
 pub mod config;
 pub mod ecn;
 pub mod error;
+pub mod flow;
 pub mod gue;
 pub mod headers;
 pub mod listing;

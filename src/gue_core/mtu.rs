@@ -44,23 +44,25 @@ pub const fn inner_mtu(path_mtu: u32, outer: Family, remcsum: bool) -> Option<u3
     path_mtu.checked_sub(encap_overhead(outer, remcsum))
 }
 
-/// Whether an inner packet of `inner_len` bytes is too big for `path_mtu`
-/// after encapsulation (and so must be answered with ICMP "fragmentation
-/// needed" / "packet too big" if it may not be fragmented).
-pub const fn exceeds_mtu(inner_len: u32, path_mtu: u32, outer: Family, remcsum: bool) -> bool {
+/// The MTU left for the inner packet on a tunnel whose path MTU is `path_mtu`, or `None` when
+/// the tunnel cannot be used. Like `__ip_vs_get_out_rt{,_v6}`, the floor is the *outer* family's
+/// minimum (68 for IPv4, 1280 for IPv6): an IPv6 packet inside IPv4 may well have less than
+/// 1280 bytes left, and is then answered with packet-too-big per packet, never refused outright.
+pub const fn tunnel_mtu(path_mtu: u32, outer: Family, remcsum: bool) -> Option<u32> {
     match inner_mtu(path_mtu, outer, remcsum) {
-        Some(mtu) => inner_len > mtu,
-        None => true,
+        Some(mtu) if mtu >= min_mtu(outer) => Some(mtu),
+        _ => None,
     }
 }
 
-/// The MTU to report in the ICMP error to a sender of `inner` family: the
-/// inner MTU, raised to the family's minimum (a sender cannot go lower; for
-/// IPv6 the kernel then fragments the outer packet instead).
-pub const fn icmp_mtu(path_mtu: u32, outer: Family, remcsum: bool, inner: Family) -> u32 {
-    let floor = min_mtu(inner);
-    match inner_mtu(path_mtu, outer, remcsum) {
-        Some(mtu) if mtu > floor => mtu,
-        _ => floor,
+/// The largest inner packet of `inner` family sent whole through a tunnel with `tunnel_mtu`
+/// left: that MTU, except that an IPv6 packet of up to 1280 bytes always is (RFC 8200 section 5:
+/// a link that cannot carry 1280 bytes must fragment below IPv6; the outer IPv4 packet is
+/// fragmented, as `ignore_df` allows). Without this an IPv6 sender told less than 1280 would
+/// stay at 1280 and be refused for ever.
+pub const fn inner_limit(tunnel_mtu: u32, inner: Family) -> u32 {
+    match inner {
+        Family::V6 if tunnel_mtu < IPV6_MIN_MTU => IPV6_MIN_MTU,
+        _ => tunnel_mtu,
     }
 }

@@ -4,17 +4,24 @@
 
 use crate::bindings as b;
 use crate::gue_core::addr::{Family, InetAddr};
+use crate::gue_core::flow::{self, FlowKey, IPPROTO_ICMP, IPPROTO_ICMPV6};
 use crate::net::skb::SkBuff;
 use crate::net::Net;
 
-/// The connection a packet belongs to, as IPVS keys it: client and virtual endpoint.
-pub(crate) struct FlowKey {
-    pub(crate) family: Family,
-    pub(crate) protocol: u8,
-    pub(crate) client: InetAddr,
-    pub(crate) client_port: u16,
-    pub(crate) virtual_addr: InetAddr,
-    pub(crate) virtual_port: u16,
+/// What IPVS's connection table says about a packet.
+pub(crate) enum Connection {
+    /// A direct-routing connection to this real server.
+    DirectRoute(InetAddr),
+    /// A connection with another forwarding method.
+    OtherMethod,
+    /// No hashed connection: none at all, or one IPVS never hashes (one-packet scheduling).
+    NotFound,
+}
+
+/// A packet IPVS may have sent: its connection key and its IP destination.
+pub(crate) struct Classified {
+    pub(crate) key: FlowKey,
+    pub(crate) destination: InetAddr,
 }
 
 fn to_nf_inet_addr(addr: &InetAddr) -> b::nf_inet_addr {
@@ -51,9 +58,9 @@ fn af_of(family: Family) -> u32 {
     }
 }
 
-/// The real server of an IPVS direct-routing connection, or `None` when the packet has no
-/// such connection (other forwarding methods, unknown flows, no IPVS in this namespace).
-pub(crate) fn direct_route_destination(net: &Net, key: &FlowKey) -> Option<InetAddr> {
+/// Looks `key` up in the namespace's IPVS connection table (`ip_vs_conn_in_get`), as IPVS
+/// itself keyed the connection.
+pub(crate) fn connection(net: &Net, family: Family, key: &FlowKey) -> Connection {
     let caddr = to_nf_inet_addr(&key.client);
     let vaddr = to_nf_inet_addr(&key.virtual_addr);
     let mut param = b::ip_vs_conn_param::default();
@@ -61,13 +68,13 @@ pub(crate) fn direct_route_destination(net: &Net, key: &FlowKey) -> Option<InetA
     // in or loaded, which our symbol dependency on it guarantees).
     let ipvs = unsafe { b::net_ipvs(net.as_raw()) };
     if ipvs.is_null() {
-        return None;
+        return Connection::NotFound;
     }
     // SAFETY: all pointers are valid for the duration of the call, which only stores them.
     unsafe {
         b::ip_vs_conn_fill_param(
             ipvs,
-            af_of(key.family) as i32,
+            af_of(family) as i32,
             key.protocol.into(),
             &caddr,
             key.client_port.to_be(),
@@ -80,26 +87,30 @@ pub(crate) fn direct_route_destination(net: &Net, key: &FlowKey) -> Option<InetA
     // holds a reference we release below.
     let conn = unsafe { b::ip_vs_conn_in_get(&param) };
     if conn.is_null() {
-        return None;
+        return Connection::NotFound;
     }
     // SAFETY: `conn` is a referenced, valid connection until `ip_vs_conn_put`.
-    let destination = unsafe {
+    unsafe {
         let flags = core::ptr::read_volatile(core::ptr::addr_of!((*conn).flags));
         let daf = (*conn).daf;
         let direct = flags & b::IP_VS_CONN_F_FWD_MASK == b::IP_VS_CONN_F_DROUTE;
         let family = if u32::from(daf) == b::AF_INET6 { Family::V6 } else { Family::V4 };
         let addr = from_nf_inet_addr(family, &(*conn).daddr);
         b::ip_vs_conn_put(conn);
-        direct.then_some(addr)
-    };
-    destination
+        if direct {
+            Connection::DirectRoute(addr)
+        } else {
+            Connection::OtherMethod
+        }
+    }
 }
 
-/// Reads the IPVS connection key from a packet's IP and transport headers; `None` for
-/// anything IPVS cannot have scheduled (non-first fragments, no ports, truncated headers).
-pub(crate) fn flow_key(skb: &SkBuff, family: Family) -> Option<FlowKey> {
+/// Reads the IPVS connection key from a packet's headers: its own ports, the IKE connection
+/// for AH/ESP, or for an ICMP error the embedded reply's tuple inverted. `None` for anything
+/// IPVS cannot have scheduled or relayed (non-first fragments, no ports, truncated headers).
+pub(crate) fn classify(skb: &SkBuff, family: Family) -> Option<Classified> {
     let nh = usize::try_from(skb.network_offset()).ok()?;
-    let (protocol, client, virtual_addr, l4) = match family {
+    let (protocol, source, destination, l4) = match family {
         Family::V4 => {
             let ip: [u8; 20] = skb.read_bytes(nh)?;
             let ihl = usize::from(ip[0] & 0x0f) * 4;
@@ -121,15 +132,21 @@ pub(crate) fn flow_key(skb: &SkBuff, family: Family) -> Option<FlowKey> {
             (protocol, InetAddr::v6(src), InetAddr::v6(dst), l4)
         }
     };
-    let ports: [u8; 4] = skb.read_bytes(l4)?;
-    Some(FlowKey {
-        family,
-        protocol,
-        client,
-        client_port: u16::from_be_bytes([ports[0], ports[1]]),
-        virtual_addr,
-        virtual_port: u16::from_be_bytes([ports[2], ports[3]]),
-    })
+    let key = match (family, protocol) {
+        (Family::V4, IPPROTO_ICMP) => {
+            let mut buf = [0u8; flow::ICMP_ERROR_PREFIX_V4];
+            flow::icmp_relay_key(family, skb.read_prefix(l4, &mut buf)?)?
+        }
+        (Family::V6, IPPROTO_ICMPV6) => {
+            let mut buf = [0u8; flow::ICMP_ERROR_PREFIX_V6];
+            flow::icmp_relay_key(family, skb.read_prefix(l4, &mut buf)?)?
+        }
+        _ => {
+            let mut ports = [0u8; 4];
+            flow::forward_key(protocol, source, destination, skb.read_prefix(l4, &mut ports)?)?
+        }
+    };
+    Some(Classified { key, destination })
 }
 
 /// Skips IPv6 extension headers (`ipv6_find_hdr`): upper-layer protocol and its offset.

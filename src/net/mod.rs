@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module's thin, safe layer over the raw networking bindings.
+//! The module's thin, safe layer over the raw networking bindings. It is generic: it imports
+//! nothing from the modules above it (only the pure `gue_core` types).
 //!
 //! Everything `unsafe` in ipvs_gue lives below this module; the hook, the encapsulation and
 //! the configuration code above it are safe Rust.

@@ -8,9 +8,12 @@ use core::ptr::NonNull;
 
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{to_result, Result};
+use kernel::sync::Arc;
+use kernel::types::Opaque;
 
 use crate::bindings as b;
 use crate::gue_core::addr::Family;
+use crate::net::pernet::Namespace;
 use crate::net::skb::{OwnedSkb, SkBuff};
 use crate::net::Net;
 
@@ -26,10 +29,14 @@ pub(crate) enum Verdict {
 }
 
 /// The packet a hook is called with: borrowed from netfilter until the hook either returns
-/// [`Verdict::Accept`] or steals it.
+/// [`Verdict::Accept`] or steals it. It can only be read until stolen.
+///
+/// # Invariants
+///
+/// `skb` is the valid sk_buff netfilter passed to this hook call, owned by netfilter for `'a`.
 pub(crate) struct HookSkb<'a> {
     skb: NonNull<b::sk_buff>,
-    _borrow: PhantomData<&'a mut SkBuff>,
+    _borrow: PhantomData<&'a SkBuff>,
 }
 
 impl HookSkb<'_> {
@@ -45,13 +52,13 @@ impl core::ops::Deref for HookSkb<'_> {
     type Target = SkBuff;
 
     fn deref(&self) -> &SkBuff {
-        // SAFETY: netfilter passes a valid sk_buff owned by the hook call for `'a`.
+        // SAFETY: `skb` is valid for `'a` (type invariant); shared access only.
         unsafe { SkBuff::from_raw(self.skb.as_ptr()) }
     }
 }
 
 /// A per-namespace packet processor called at LOCAL_OUT for both IP families.
-pub(crate) trait LocalOutHook: Sync {
+pub(crate) trait LocalOutHook: Send + Sync {
     fn local_out(&self, net: &Net, family: Family, skb: HookSkb<'_>) -> Verdict;
 }
 
@@ -59,7 +66,7 @@ pub(crate) trait LocalOutHook: Sync {
 ///
 /// # Safety
 ///
-/// Called by netfilter only, with `priv_` the `T` given to [`LocalOutHooks::register`].
+/// Called by netfilter only, with `priv_` the `T` of a live [`Registration`].
 unsafe extern "C" fn hook_trampoline<T: LocalOutHook, const V6: bool>(
     priv_: *mut c_void,
     skb: *mut b::sk_buff,
@@ -68,10 +75,11 @@ unsafe extern "C" fn hook_trampoline<T: LocalOutHook, const V6: bool>(
     let Some(skb) = NonNull::new(skb) else {
         return b::NF_ACCEPT;
     };
-    // SAFETY: `priv_` is the `T` that outlives the registration (see `register`), and
-    // `state->net` is the namespace the hook runs in.
+    // SAFETY: `priv_` is the `T` a `Registration` holds a reference to until no CPU can be
+    // in this function any more (see `Drop`); `state->net` is the namespace the hook runs in.
     let (hook, net) = unsafe { (&*priv_.cast::<T>(), Net::from_raw((*state).net)) };
     let family = if V6 { Family::V6 } else { Family::V4 };
+    // INVARIANT: netfilter passes a valid sk_buff that it owns for the duration of the call.
     let skb = HookSkb { skb, _borrow: PhantomData };
     match hook.local_out(net, family, skb) {
         Verdict::Accept => b::NF_ACCEPT,
@@ -79,38 +87,40 @@ unsafe extern "C" fn hook_trampoline<T: LocalOutHook, const V6: bool>(
     }
 }
 
-/// Registered LOCAL_OUT hooks (IPv4 and IPv6) of one namespace; unregistered on drop.
+/// LOCAL_OUT hooks (IPv4 and IPv6) of one namespace, calling `T`; unregistered on drop, and
+/// `T` released only once no CPU can still be running the hook.
 ///
 /// # Invariants
 ///
-/// Both `ops` are registered in `net` until drop; `net` outlives `self`.
-pub(crate) struct LocalOutHooks {
-    ops: KBox<[b::nf_hook_ops; 2]>,
+/// Both `ops` are registered in `net` until drop, with `priv_` pointing at `*data`; `net`
+/// outlives `self`, because a registration is only made from a [`Namespace`], whose state the
+/// pernet layer drops in the namespace's `exit`.
+pub(crate) struct Registration<T: LocalOutHook> {
+    ops: KBox<[Opaque<b::nf_hook_ops>; 2]>,
+    /// The hook's state, kept alive while a CPU may run the hook.
+    _data: Arc<T>,
     net: NonNull<b::net>,
 }
 
-// SAFETY: after registration the ops are only read by netfilter; dropping (unregistering)
-// from any thread is allowed.
-unsafe impl Send for LocalOutHooks {}
-// SAFETY: `&LocalOutHooks` gives no access to anything.
-unsafe impl Sync for LocalOutHooks {}
+// SAFETY: the registered ops are only read by netfilter; unregistering may happen on any
+// thread; `data` is `Send + Sync`.
+unsafe impl<T: LocalOutHook> Send for Registration<T> {}
+// SAFETY: `&Registration` only gives `&T`, and `T: Sync`.
+unsafe impl<T: LocalOutHook> Sync for Registration<T> {}
 
-impl LocalOutHooks {
-    /// Registers `hook` at LOCAL_OUT for IPv4 and IPv6 in `net`, after IPVS and every other
-    /// hook there (last priority), so packets arrive as IPVS left them.
-    ///
-    /// # Safety
-    ///
-    /// `hook` must stay valid until the returned value is dropped.
-    pub(crate) unsafe fn register<T: LocalOutHook>(net: &Net, hook: &T) -> Result<Self> {
-        let make = |pf: u32, priority: i32, f: b::nf_hookfn| {
+impl<T: LocalOutHook> Registration<T> {
+    /// Registers `data` at LOCAL_OUT for IPv4 and IPv6 in the namespace, after IPVS and every
+    /// other hook there (last priority), so packets arrive as IPVS left them.
+    pub(crate) fn register(ns: &Namespace<'_>, data: Arc<T>) -> Result<Self> {
+        let priv_: *mut c_void = core::ptr::from_ref::<T>(&data).cast_mut().cast();
+        let make = |pf: u32, priority: i32, hook: b::nf_hookfn| {
             let mut ops = b::nf_hook_ops::default();
-            ops.hook = f;
-            ops.priv_ = core::ptr::from_ref(hook).cast_mut().cast();
+            ops.hook = hook;
+            ops.priv_ = priv_;
             ops.pf = pf as u8;
             ops.hooknum = b::nf_inet_hooks_NF_INET_LOCAL_OUT;
             ops.priority = priority;
-            ops
+            Opaque::new(ops)
         };
         let ops = KBox::new(
             [
@@ -119,24 +129,36 @@ impl LocalOutHooks {
             ],
             GFP_KERNEL,
         )?;
-        // SAFETY: `net` is live and `ops` is heap memory that stays put until `drop`.
-        to_result(unsafe { b::nf_register_net_hook(net.as_raw(), &ops[0]) })?;
+        let net = ns.net().as_raw();
+        // SAFETY: `net` is live; `ops` is heap memory that stays put until `drop`, and its
+        // `priv_` (`data`) lives at least as long.
+        to_result(unsafe { b::nf_register_net_hook(net, ops[0].get()) })?;
         // SAFETY: as above.
-        if let Err(e) = to_result(unsafe { b::nf_register_net_hook(net.as_raw(), &ops[1]) }) {
-            // SAFETY: the IPv4 hook was registered just above.
-            unsafe { b::nf_unregister_net_hook(net.as_raw(), &ops[0]) };
+        if let Err(e) = to_result(unsafe { b::nf_register_net_hook(net, ops[1].get()) }) {
+            // SAFETY: the IPv4 hook was registered just above; unregistering does not wait
+            // for running hooks (see `Drop`), so wait before `data` may go.
+            unsafe {
+                b::nf_unregister_net_hook(net, ops[0].get());
+                b::synchronize_net();
+            }
             return Err(e);
         }
-        Ok(Self { ops, net: NonNull::from(net).cast() })
+        // INVARIANT: both hooks are registered with `priv_` = `data`; `ns` proves that `net`
+        // outlives the registration.
+        Ok(Self { ops, _data: data, net: NonNull::from(ns.net()).cast() })
     }
 }
 
-impl Drop for LocalOutHooks {
+impl<T: LocalOutHook> Drop for Registration<T> {
     fn drop(&mut self) {
         for ops in self.ops.iter() {
-            // SAFETY: both hooks are registered in `net` (type invariant). Unregistering waits
-            // for running hook calls (`synchronize_net`), so `priv_` is unused afterwards.
-            unsafe { b::nf_unregister_net_hook(self.net.as_ptr(), ops) };
+            // SAFETY: both hooks are registered in `net` (type invariant).
+            unsafe { b::nf_unregister_net_hook(self.net.as_ptr(), ops.get()) };
         }
+        // `nf_unregister_net_hook` swaps in a new hook blob and frees the old one with
+        // `call_rcu`: it does not wait for CPUs still inside `nf_hook_slow` (an RCU read-side
+        // section) running our hook. Wait for them before `ops` and `data` are released.
+        // SAFETY: process context (netns exit or module unload), no locks held.
+        unsafe { b::synchronize_net() };
     }
 }

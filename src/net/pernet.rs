@@ -1,86 +1,115 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-network-namespace state: created for every namespace (existing ones at load, new ones
-//! as they appear) and destroyed with it or at unload (`pernet_operations`).
+//! Per-network-namespace state (`pernet_operations`): created for every namespace (existing
+//! ones at registration, new ones as they appear) and dropped in the namespace's `exit` or
+//! when the subsystem is unregistered.
 
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::marker::PhantomData;
+use core::sync::atomic::AtomicU32;
 
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
-use kernel::error::{to_result, Result};
+use kernel::error::{from_result, to_result, Result};
+use kernel::types::Opaque;
 
 use crate::bindings as b;
 use crate::net::Net;
-use crate::netns::NetnsSlot;
 
-/// The id `register_pernet_subsys` assigns to our `net_generic` slot.
-static NET_ID: AtomicU32 = AtomicU32::new(0);
+/// The id `register_pernet_subsys` assigns to a subsystem's `net_generic` slot.
+pub(crate) struct PernetId(AtomicU32);
 
-/// Where `net_generic` keeps our per-namespace pointer.
-fn slot_cell(net: &Net) -> *mut *mut NetnsSlot {
-    // SAFETY: `net` is live and our subsystem is registered (callers run from its callbacks or
-    // from proc files that exist only while it is), so the slot exists and has our `size`.
-    unsafe { b::net_generic(net.as_raw(), NET_ID.load(Ordering::Relaxed)).cast() }
-}
-
-/// The state of `net`, if its initialisation has completed.
-pub(crate) fn slot_of(net: &Net) -> Option<&NetnsSlot> {
-    // SAFETY: the cell holds null or a `KBox` pointer that lives until `exit` for `net`,
-    // which cannot run while `net` is in use by the caller (proc removal waits for readers).
-    unsafe { slot_cell(net).read().as_ref() }
-}
-
-unsafe extern "C" fn init(net: *mut b::net) -> c_int {
-    // SAFETY: called by the netns core with a namespace being set up.
-    let net = unsafe { Net::from_raw(net) };
-    match NetnsSlot::new(net) {
-        Ok(slot) => {
-            // SAFETY: the cell is ours (see `slot_cell`) and nobody reads it concurrently yet.
-            unsafe { slot_cell(net).write(KBox::into_raw(slot)) };
-            0
-        }
-        Err(e) => e.to_errno(),
+impl PernetId {
+    pub(crate) const fn new() -> Self {
+        Self(AtomicU32::new(0))
     }
 }
 
-unsafe extern "C" fn exit(net: *mut b::net) {
-    // SAFETY: called by the netns core with a namespace being torn down.
-    let net = unsafe { Net::from_raw(net) };
-    let cell = slot_cell(net);
-    // SAFETY: the cell is ours; `init` stored a `KBox` pointer (or null if it failed).
-    let slot = unsafe { cell.replace(core::ptr::null_mut()) };
-    if !slot.is_null() {
-        // SAFETY: `slot` came from `KBox::into_raw` in `init` and is freed exactly once.
-        drop(unsafe { KBox::from_raw(slot) });
+/// A namespace being initialised, handed to [`PernetState::init`]. Registrations made from it
+/// (hooks, proc files) may keep the namespace's pointer: the state that owns them is dropped
+/// in the namespace's `exit`, before the namespace goes.
+pub(crate) struct Namespace<'a> {
+    net: &'a Net,
+}
+
+impl Namespace<'_> {
+    pub(crate) fn net(&self) -> &Net {
+        self.net
     }
 }
 
-/// The registered per-namespace subsystem; unregistering runs `exit` for every namespace.
-pub(crate) struct PernetSubsys {
-    ops: KBox<b::pernet_operations>,
+/// What a subsystem keeps per namespace.
+pub(crate) trait PernetState: Send + Sized {
+    /// The subsystem's `net_generic` id (a `static` of the implementer).
+    fn id() -> &'static PernetId;
+    /// Creates the state of a new namespace.
+    fn init(ns: &Namespace<'_>) -> Result<KBox<Self>>;
 }
 
-// SAFETY: the registered ops are only read by the netns core.
-unsafe impl Send for PernetSubsys {}
-// SAFETY: `&PernetSubsys` gives no access to anything.
-unsafe impl Sync for PernetSubsys {}
+/// Where `net_generic` keeps `T`'s per-namespace pointer.
+fn slot<T: PernetState>(net: &Net) -> *mut *mut T {
+    // SAFETY: `net` is live and `T`'s subsystem is registered (only its `init`/`exit` call
+    // this), so the slot exists and has the pointer `size` given in `register`.
+    unsafe { b::net_generic(net.as_raw(), T::id().0.load(core::sync::atomic::Ordering::Relaxed)).cast() }
+}
 
-impl PernetSubsys {
+unsafe extern "C" fn init<T: PernetState>(net: *mut b::net) -> c_int {
+    from_result(|| {
+        // SAFETY: called by the netns core with a namespace being set up, live for the call.
+        let net = unsafe { Net::from_raw(net) };
+        let state = T::init(&Namespace { net })?;
+        // SAFETY: the slot is `T`'s (see `slot`); the netns core serialises `init` and `exit`
+        // of one namespace, and nothing else reads the slot.
+        unsafe { slot::<T>(net).write(KBox::into_raw(state)) };
+        Ok(0)
+    })
+}
+
+unsafe extern "C" fn exit<T: PernetState>(net: *mut b::net) {
+    // SAFETY: called by the netns core with a namespace being torn down, still live.
+    let net = unsafe { Net::from_raw(net) };
+    // SAFETY: as in `init`; the slot holds null (zeroed by the core, `init` failed) or the
+    // pointer `init` stored.
+    let state = unsafe { slot::<T>(net).replace(core::ptr::null_mut()) };
+    if !state.is_null() {
+        // SAFETY: `state` came from `KBox::into_raw` in `init` and is freed exactly once.
+        drop(unsafe { KBox::from_raw(state) });
+    }
+}
+
+/// A registered per-namespace subsystem; unregistering drops `T` in every namespace.
+///
+/// # Invariants
+///
+/// `ops` is registered with the netns core until drop.
+pub(crate) struct Subsystem<T: PernetState> {
+    ops: KBox<Opaque<b::pernet_operations>>,
+    _state: PhantomData<T>,
+}
+
+// SAFETY: the registered ops are only read by the netns core; unregistering may happen on any
+// thread.
+unsafe impl<T: PernetState> Send for Subsystem<T> {}
+// SAFETY: `&Subsystem` gives no access to anything.
+unsafe impl<T: PernetState> Sync for Subsystem<T> {}
+
+impl<T: PernetState> Subsystem<T> {
     pub(crate) fn register() -> Result<Self> {
-        let mut ops = KBox::new(b::pernet_operations::default(), GFP_KERNEL)?;
-        ops.init = Some(init);
-        ops.exit = Some(exit);
-        ops.id = NET_ID.as_ptr();
-        ops.size = core::mem::size_of::<*mut NetnsSlot>();
+        let mut ops = b::pernet_operations::default();
+        ops.init = Some(init::<T>);
+        ops.exit = Some(exit::<T>);
+        ops.id = T::id().0.as_ptr();
+        ops.size = core::mem::size_of::<*mut T>();
+        let ops = KBox::new(Opaque::new(ops), GFP_KERNEL)?;
         // SAFETY: `ops` is heap memory that stays registered until `drop`.
-        to_result(unsafe { b::register_pernet_subsys(&mut *ops) })?;
-        Ok(Self { ops })
+        to_result(unsafe { b::register_pernet_subsys(ops.get()) })?;
+        // INVARIANT: registered just above.
+        Ok(Self { ops, _state: PhantomData })
     }
 }
 
-impl Drop for PernetSubsys {
+impl<T: PernetState> Drop for Subsystem<T> {
     fn drop(&mut self) {
-        // SAFETY: registered in `register`; this runs `exit` for every namespace.
-        unsafe { b::unregister_pernet_subsys(&mut *self.ops) };
+        // SAFETY: registered (type invariant); this runs `exit` for every namespace.
+        unsafe { b::unregister_pernet_subsys(self.ops.get()) };
     }
 }

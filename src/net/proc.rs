@@ -1,20 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `/proc/net/ipvs_gue`: one file per network namespace; reading lists the configuration and
-//! counters, writing applies configuration commands.
+//! A per-namespace `/proc/net` file: reading shows a handler's text, writing (with
+//! `CAP_NET_ADMIN` over the namespace) passes the bytes to it.
 
 use core::ffi::{c_char, c_int, c_void};
 use core::fmt;
 use core::ptr::NonNull;
 
-use kernel::c_str;
-use kernel::error::{code::ENOMEM, Result};
+use kernel::error::{code::EINVAL, code::ENOMEM, code::EPERM, from_result, Result};
+use kernel::str::CStr;
+use kernel::sync::Arc;
 
 use crate::bindings as b;
-use crate::net::Net;
+use crate::net::pernet::Namespace;
 
-/// Implemented by the per-namespace state behind the file.
-pub(crate) trait ProcFileHandler {
+/// What a proc file shows and accepts.
+pub(crate) trait ProcFileHandler: Send + Sync {
     /// Writes the file's contents.
     fn show(&self, out: &mut SeqFile) -> fmt::Result;
     /// Applies written text; the error is returned to `write(2)`.
@@ -22,106 +23,104 @@ pub(crate) trait ProcFileHandler {
 }
 
 /// The `seq_file` being filled by a read.
+///
+/// # Invariants
+///
+/// `self.0` is the live seq_file of the running `show` call.
 pub(crate) struct SeqFile(NonNull<b::seq_file>);
 
 impl fmt::Write for SeqFile {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // SAFETY: `self.0` is the live seq_file of the running `show` call. On overflow the
-        // seq_file core retries `show` with a bigger buffer, so the result needs no handling.
+        // SAFETY: `self.0` is live (type invariant). On overflow the seq_file core retries
+        // `show` with a bigger buffer, so the result needs no handling.
         unsafe { b::seq_write(self.0.as_ptr(), s.as_ptr().cast(), s.len()) };
         Ok(())
     }
 }
 
-unsafe extern "C" fn show(m: *mut b::seq_file, _v: *mut c_void) -> c_int {
-    let Some(seq) = NonNull::new(m) else {
-        return -(b::EINVAL as c_int);
-    };
-    // SAFETY: a single_open_net seq_file's private data is its namespace, alive while open.
-    let net = unsafe { Net::from_raw(b::ipvs_gue_seq_net(m)) };
-    let Some(handler) = handler_of(net) else {
-        return -(b::EINVAL as c_int);
-    };
-    match handler.show(&mut SeqFile(seq)) {
-        Ok(()) => 0,
-        Err(_) => -(b::EINVAL as c_int),
-    }
+unsafe extern "C" fn show<H: ProcFileHandler>(m: *mut b::seq_file, _v: *mut c_void) -> c_int {
+    from_result(|| {
+        let seq = NonNull::new(m).ok_or(EINVAL)?;
+        // SAFETY: the file's proc data is the `H` its `ProcEntry` holds; the entry waits for
+        // running callbacks before it releases it (`remove_proc_entry`).
+        let handler = unsafe { &*b::ipvs_gue_seq_pde_data(m).cast::<H>() };
+        // INVARIANT: `seq` is the seq_file of this `show` call.
+        handler.show(&mut SeqFile(seq)).map_err(|_| EINVAL)?;
+        Ok(0)
+    })
 }
 
-unsafe extern "C" fn write(
-    file: *mut b::file,
-    buf: *mut c_char,
-    size: usize,
-) -> c_int {
-    // SAFETY: proc_simple_write calls us with the open file (whose private data is the
-    // single_open_net seq_file) and a kernel copy of the user's `size` bytes.
-    let (net, input) = unsafe {
-        let seq = (*file).private_data.cast::<b::seq_file>();
-        let net = b::ipvs_gue_seq_net(seq);
-        if !b::ipvs_gue_file_net_admin(file, net) {
-            return -(b::EPERM as c_int);
+unsafe extern "C" fn write<H: ProcFileHandler>(file: *mut b::file, buf: *mut c_char, size: usize) -> c_int {
+    from_result(|| {
+        // SAFETY: proc_simple_write calls us with the open file (a single_open_net seq_file,
+        // whose private data is the namespace) and a kernel copy of the user's `size` bytes.
+        let (allowed, handler, input) = unsafe {
+            let seq = (*file).private_data.cast::<b::seq_file>();
+            (
+                b::ipvs_gue_file_net_admin(file, b::ipvs_gue_seq_net(seq)),
+                &*b::ipvs_gue_seq_pde_data(seq).cast::<H>(),
+                core::slice::from_raw_parts(buf.cast::<u8>(), size),
+            )
+        };
+        if !allowed {
+            return Err(EPERM);
         }
-        (Net::from_raw(net), core::slice::from_raw_parts(buf.cast::<u8>(), size))
-    };
-    let Some(handler) = handler_of(net) else {
-        return -(b::EINVAL as c_int);
-    };
-    match handler.write(input) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+        handler.write(input)?;
+        Ok(0)
+    })
 }
 
-/// The state behind `net`'s file; `None` while the namespace is being set up or torn down.
-fn handler_of(net: &Net) -> Option<&impl ProcFileHandler> {
-    crate::net::pernet::slot_of(net).map(crate::netns::NetnsSlot::netns)
-}
-
-/// The namespace's `/proc/net/ipvs_gue`, removed on drop.
+/// A namespace's `/proc/net/<name>` backed by `H`; removed on drop.
 ///
 /// # Invariants
 ///
-/// The entry exists in `parent` (a namespace's `/proc/net`) until drop; `parent` outlives `self`.
-pub(crate) struct ProcEntry {
+/// The entry exists in `parent` (the namespace's `/proc/net`) with `handler` as its data until
+/// drop; the namespace outlives `self` (it was made from a [`Namespace`]).
+pub(crate) struct ProcEntry<H: ProcFileHandler> {
     parent: NonNull<b::proc_dir_entry>,
+    name: &'static CStr,
+    /// The callbacks' state, kept alive until the entry is gone.
+    _handler: Arc<H>,
 }
 
-// SAFETY: the entry is only touched by the proc core and by `drop`, from any thread.
-unsafe impl Send for ProcEntry {}
+// SAFETY: the entry is only touched by the proc core and by `drop`, from any thread; `H` is
+// `Send + Sync`.
+unsafe impl<H: ProcFileHandler> Send for ProcEntry<H> {}
 // SAFETY: `&ProcEntry` gives no access to anything.
-unsafe impl Sync for ProcEntry {}
+unsafe impl<H: ProcFileHandler> Sync for ProcEntry<H> {}
 
-const NAME: &kernel::str::CStr = c_str!("ipvs_gue");
-
-impl ProcEntry {
-    /// Creates the file in `net` (mode 0644: everyone reads, writes need `CAP_NET_ADMIN` over
-    /// the namespace, checked on every write).
-    pub(crate) fn create(net: &Net) -> Result<Self> {
-        // The directory lives as long as the namespace, which outlives this entry.
-        let parent = NonNull::new(net.proc_dir()).ok_or(ENOMEM)?;
+impl<H: ProcFileHandler> ProcEntry<H> {
+    /// Creates `name` in the namespace's `/proc/net`, mode 0644: everyone reads, writes need
+    /// `CAP_NET_ADMIN` over the namespace, checked on every write.
+    pub(crate) fn create(ns: &Namespace<'_>, name: &'static CStr, handler: Arc<H>) -> Result<Self> {
+        let parent = NonNull::new(ns.net().proc_dir()).ok_or(ENOMEM)?;
+        let data: *mut c_void = core::ptr::from_ref::<H>(&handler).cast_mut().cast();
         // SAFETY: `parent` is the live namespace's /proc/net; the name is a static C string;
-        // the callbacks match the prototypes proc_create_net_single_write expects.
+        // the callbacks match the prototypes proc_create_net_single_write expects; `data`
+        // lives until the entry is removed.
         let pde = unsafe {
             b::proc_create_net_single_write(
-                NAME.as_char_ptr().cast(),
+                name.as_char_ptr().cast(),
                 0o644,
                 parent.as_ptr(),
-                Some(show),
-                Some(write),
-                core::ptr::null_mut(),
+                Some(show::<H>),
+                Some(write::<H>),
+                data,
             )
         };
         if pde.is_null() {
             return Err(ENOMEM);
         }
-        Ok(Self { parent })
+        // INVARIANT: created just above with `handler` as data; `ns` proves the namespace
+        // outlives the entry.
+        Ok(Self { parent, name, _handler: handler })
     }
 }
 
-impl Drop for ProcEntry {
+impl<H: ProcFileHandler> Drop for ProcEntry<H> {
     fn drop(&mut self) {
         // SAFETY: the entry exists (type invariant). Removal waits for running readers and
-        // writers, so no callback uses the namespace state after this.
-        unsafe { b::remove_proc_entry(NAME.as_char_ptr().cast(), self.parent.as_ptr()) };
+        // writers, so no callback uses the handler after this.
+        unsafe { b::remove_proc_entry(self.name.as_char_ptr().cast(), self.parent.as_ptr()) };
     }
 }

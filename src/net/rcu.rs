@@ -51,6 +51,7 @@ unsafe impl<T: Send + Sync> Send for RcuBox<T> {}
 
 impl<T> RcuBox<T> {
     pub(crate) fn new(value: KBox<T>) -> Self {
+        // INVARIANT: the pointer comes from `KBox::into_raw` and only `self` holds it.
         Self { ptr: AtomicPtr::new(KBox::into_raw(value)) }
     }
 
@@ -66,6 +67,7 @@ impl<T> RcuBox<T> {
     /// Publishes `value` and frees the previous one once no reader can still see it.
     /// Sleeps: process context only.
     pub(crate) fn replace(&self, value: KBox<T>) {
+        // INVARIANT: the new pointer comes from `KBox::into_raw`; the old one is freed below.
         let old = self.ptr.swap(KBox::into_raw(value), Ordering::AcqRel);
         synchronize_rcu();
         // SAFETY: `old` came from `KBox::into_raw` (type invariant); the swap made it
@@ -76,8 +78,9 @@ impl<T> RcuBox<T> {
 
 impl<T> Drop for RcuBox<T> {
     fn drop(&mut self) {
-        // `&mut self` proves no reader borrows remain on the Rust side; the owner unregisters
-        // its hooks (which waits for running ones) before dropping.
+        // `&mut self` proves no borrow remains: readers reach the value only through the state
+        // that owns `self`, and the hook registration and proc file release that state only
+        // once their callbacks can no longer run.
         // SAFETY: the pointer came from `KBox::into_raw` and is freed exactly once.
         drop(unsafe { KBox::from_raw(*self.ptr.get_mut()) });
     }

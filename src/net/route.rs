@@ -1,78 +1,80 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Output routes for the outer (tunnel) packet.
+//! Output routes: for the outer (tunnel) packet, and what the route a packet carries says.
 
 use core::ptr::NonNull;
+
+use kernel::error::{from_err_ptr, to_result, Result};
 
 use crate::bindings as b;
 use crate::gue_core::addr::{Family, InetAddr};
 use crate::net::Net;
 
-/// A route to a tunnel endpoint with the source address the stack chose for it.
+/// Where a route delivers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum RouteKind {
+    /// To another host.
+    Unicast,
+    /// To this host (a local address).
+    Local,
+    /// To a broadcast or multicast address.
+    Broadcast,
+}
+
+/// A referenced route with the source address the stack chose for it.
 ///
 /// # Invariants
 ///
-/// `dst` holds one reference to a valid `dst_entry`, released on drop unless handed to an
-/// sk_buff with [`OutputRoute::into_dst`].
+/// `dst` holds one reference to a valid `dst_entry` of family `family`, released on drop
+/// unless handed to an sk_buff with [`OutputRoute::into_dst`].
 pub(crate) struct OutputRoute {
     dst: NonNull<b::dst_entry>,
+    family: Family,
     source: InetAddr,
 }
 
-/// Linux encodes errors in returned pointers (`IS_ERR`).
-fn is_err_ptr<T>(ptr: *mut T) -> bool {
-    ptr.is_null() || (ptr as usize) >= (-4095isize) as usize
-}
-
 impl OutputRoute {
-    /// Looks up the route to `daddr` in `net` as the tunnel's UDP flow would take it.
-    pub(crate) fn lookup(net: &Net, daddr: &InetAddr) -> Option<Self> {
-        match daddr.family() {
-            Family::V4 => Self::lookup_v4(net, daddr.v4_octets()?),
-            Family::V6 => Self::lookup_v6(net, daddr),
+    /// Looks up the route to `daddr` in `net` as a UDP flow from this host would take it.
+    pub(crate) fn lookup(net: &Net, daddr: &InetAddr) -> Result<Self> {
+        match (daddr.v4_octets(), daddr.v6_octets()) {
+            (Some(v4), _) => Self::lookup_v4(net, v4),
+            (None, Some(v6)) => Self::lookup_v6(net, v6),
+            (None, None) => Err(kernel::error::code::EINVAL),
         }
     }
 
-    fn lookup_v4(net: &Net, daddr: [u8; 4]) -> Option<Self> {
+    fn lookup_v4(net: &Net, daddr: [u8; 4]) -> Result<Self> {
         let mut fl4 = b::flowi4::default();
         fl4.daddr = u32::from_ne_bytes(daddr);
         fl4.__fl_common.flowic_proto = crate::gue_core::headers::IPPROTO_UDP;
         // SAFETY: `net` is live and `fl4` is an initialised flow; on success the function
         // returns a referenced route and fills in `fl4.saddr`.
-        let rt = unsafe { b::ip_route_output_flow(net.as_raw(), &mut fl4, core::ptr::null_mut()) };
-        if is_err_ptr(rt) {
-            return None;
-        }
+        let rt = from_err_ptr(unsafe { b::ip_route_output_flow(net.as_raw(), &mut fl4, core::ptr::null_mut()) })?;
         // SAFETY: `rt` is a valid rtable, whose first member is its `dst_entry`.
         let dst = unsafe { core::ptr::addr_of_mut!((*rt).dst) };
-        Some(Self {
-            dst: NonNull::new(dst)?,
+        // INVARIANT: the lookup returned one reference to an IPv4 route.
+        Ok(Self {
+            dst: NonNull::new(dst).ok_or(kernel::error::code::EINVAL)?,
+            family: Family::V4,
             source: InetAddr::v4(fl4.saddr.to_ne_bytes()),
         })
     }
 
-    fn lookup_v6(net: &Net, daddr: &InetAddr) -> Option<Self> {
+    fn lookup_v6(net: &Net, daddr: [u8; 16]) -> Result<Self> {
         let mut fl6 = b::flowi6::default();
-        let mut octets = [0u8; 16];
-        octets.copy_from_slice(daddr.octets());
-        fl6.daddr.in6_u.u6_addr8 = octets;
+        fl6.daddr.in6_u.u6_addr8 = daddr;
         fl6.__fl_common.flowic_proto = crate::gue_core::headers::IPPROTO_UDP;
         let mut dst: *mut b::dst_entry = core::ptr::null_mut();
         // SAFETY: `net` is live; `fl6` and `dst` are valid out-parameters. On success `dst`
-        // holds a referenced route and `fl6.saddr` the chosen source address.
-        let err = unsafe { b::ip6_dst_lookup(net.as_raw(), core::ptr::null_mut(), &mut dst, &mut fl6) };
-        let dst = NonNull::new(dst);
-        if err != 0 {
-            if let Some(dst) = dst {
-                // SAFETY: a route returned with an error is still referenced.
-                unsafe { b::dst_release(dst.as_ptr()) };
-            }
-            return None;
-        }
+        // holds a referenced route and `fl6.saddr` the chosen source address; on failure it
+        // holds no reference.
+        to_result(unsafe { b::ip6_dst_lookup(net.as_raw(), core::ptr::null_mut(), &mut dst, &mut fl6) })?;
         // SAFETY: reading the union member the lookup wrote.
         let saddr = unsafe { fl6.saddr.in6_u.u6_addr8 };
-        Some(Self {
-            dst: dst?,
+        // INVARIANT: the lookup returned one reference to an IPv6 route.
+        Ok(Self {
+            dst: NonNull::new(dst).ok_or(kernel::error::code::EINVAL)?,
+            family: Family::V6,
             source: InetAddr::v6(saddr),
         })
     }
@@ -80,6 +82,27 @@ impl OutputRoute {
     /// The source address for the outer header.
     pub(crate) fn source(&self) -> &InetAddr {
         &self.source
+    }
+
+    /// Where the route delivers (`RTCF_LOCAL`/`RTCF_BROADCAST`, or for IPv6 the loopback
+    /// device, as IPVS's `__ip_vs_is_local_route6` decides).
+    pub(crate) fn kind(&self) -> RouteKind {
+        match self.family {
+            Family::V4 => {
+                // SAFETY: `self.dst` is a valid referenced IPv4 route (type invariant).
+                let flags = unsafe { b::ipvs_gue_rt_flags(self.dst.as_ptr()) };
+                if flags & b::RTCF_LOCAL != 0 {
+                    RouteKind::Local
+                } else if flags & (b::RTCF_BROADCAST | b::RTCF_MULTICAST) != 0 {
+                    RouteKind::Broadcast
+                } else {
+                    RouteKind::Unicast
+                }
+            }
+            // SAFETY: `self.dst` is a valid referenced route (type invariant).
+            Family::V6 if unsafe { b::ipvs_gue_dst_dev_is_loopback(self.dst.as_ptr()) } => RouteKind::Local,
+            Family::V6 => RouteKind::Unicast,
+        }
     }
 
     /// The route's path MTU (`dst_mtu`).

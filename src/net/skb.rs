@@ -3,14 +3,18 @@
 //! Safe views of `struct sk_buff`.
 //!
 //! [`SkBuff`] is a packet borrowed from the stack (netfilter owns it); [`OwnedSkb`] is one this
-//! module has taken over and must either hand to the stack or free. Every raw access to an
-//! sk_buff in the module happens in this file.
+//! module has taken over and must either hand to the stack or free; [`PrivateSkb`] is an owned
+//! packet whose data is not shared with a clone, the only kind whose bytes may be written.
+//! Every raw access to an sk_buff in the module happens in this file.
 
 use core::ptr::NonNull;
 
 use kernel::types::Opaque;
 
 use crate::bindings as b;
+use crate::gue_core::addr::{Family, InetAddr};
+use crate::net::route::{OutputRoute, RouteKind};
+use crate::net::Net;
 
 /// `skb->ip_summed`, as `include/linux/skbuff.h` defines it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -29,20 +33,32 @@ pub(crate) enum ChecksumState {
 ///
 /// # Invariants
 ///
-/// `self.0` is a valid `sk_buff` that nobody else modifies while the borrow lives. It is
+/// `self.0` is a valid `sk_buff`; while a `&mut SkBuff` lives nobody else modifies it. It is
 /// `Opaque` because C code (the kernel functions we call) changes it behind Rust's references.
+/// Methods taking `&mut self` write only the `struct sk_buff` (and, after unsharing, its
+/// shared info), never packet bytes, which clones may share: those need a [`PrivateSkb`].
 #[repr(transparent)]
 pub(crate) struct SkBuff(Opaque<b::sk_buff>);
 
 impl SkBuff {
-    /// Borrows a raw `sk_buff`.
+    /// Borrows a raw `sk_buff` for reading.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `sk_buff` that stays valid for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut b::sk_buff) -> &'a SkBuff {
+        // SAFETY: `SkBuff` is `repr(transparent)` over `Opaque<sk_buff>`, itself transparent
+        // over `sk_buff`; validity is guaranteed by the caller.
+        unsafe { &*ptr.cast::<SkBuff>() }
+    }
+
+    /// Borrows a raw `sk_buff` exclusively.
     ///
     /// # Safety
     ///
     /// `ptr` must point to a valid `sk_buff` exclusively available to the caller for `'a`.
-    pub(crate) unsafe fn from_raw<'a>(ptr: *mut b::sk_buff) -> &'a mut SkBuff {
-        // SAFETY: `SkBuff` is `repr(transparent)` over `Opaque<sk_buff>`, itself transparent
-        // over `sk_buff`; validity and exclusivity are guaranteed by the caller.
+    unsafe fn from_raw_mut<'a>(ptr: *mut b::sk_buff) -> &'a mut SkBuff {
+        // SAFETY: as `from_raw`; exclusivity is guaranteed by the caller.
         unsafe { &mut *ptr.cast::<SkBuff>() }
     }
 
@@ -156,13 +172,23 @@ impl SkBuff {
         Some(buf)
     }
 
-    /// The linear bytes from `offset` (relative to `skb->data`) to the end of the linear part.
-    pub(crate) fn linear_mut(&mut self, offset: usize) -> Option<&mut [u8]> {
-        let headlen = self.headlen() as usize;
-        let len = headlen.checked_sub(offset)?;
-        // SAFETY: `data + offset .. data + headlen` is inside the linear area of this
-        // exclusively borrowed sk_buff.
-        Some(unsafe { core::slice::from_raw_parts_mut(self.data().add(offset), len) })
+    /// Copies the bytes from `offset` to the end of the packet, at most `buf.len()` of them,
+    /// into `buf`; the copied part, or `None` if the packet ends before `offset`.
+    pub(crate) fn read_prefix<'b>(&self, offset: usize, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        let available = (self.len() as usize).checked_sub(offset)?;
+        let len = available.min(buf.len());
+        let (offset, len_c) = (i32::try_from(offset).ok()?, i32::try_from(len).ok()?);
+        // SAFETY: `self` is valid; `buf` has room for `len` bytes; the returned pointer is
+        // null, `buf`, or `len` readable bytes inside the skb's linear area.
+        let p = unsafe { b::skb_header_pointer(self.as_raw(), offset, len_c, buf.as_mut_ptr().cast()) };
+        if p.is_null() {
+            return None;
+        }
+        if p.cast::<u8>() != buf.as_mut_ptr() {
+            // SAFETY: `p` points to `len` readable bytes (see above) that do not overlap `buf`.
+            unsafe { core::ptr::copy_nonoverlapping(p.cast::<u8>(), buf.as_mut_ptr(), len) };
+        }
+        buf.get(..len)
     }
 
     pub(crate) fn headroom(&self) -> usize {
@@ -173,20 +199,6 @@ impl SkBuff {
     pub(crate) fn is_cloned(&self) -> bool {
         // SAFETY: `self` is a valid sk_buff by the type invariant.
         unsafe { b::skb_cloned(self.as_raw()) != 0 }
-    }
-
-    /// Prepends `len` bytes (`skb_push`) and returns them, or `None` without touching the
-    /// packet when the headroom is too small (where `skb_push` would panic).
-    pub(crate) fn push(&mut self, len: usize) -> Option<&mut [u8]> {
-        if len > self.headroom() {
-            return None;
-        }
-        // SAFETY: the headroom check above makes `skb_push` succeed; it returns the new
-        // `skb->data`, followed by at least `len` linear bytes owned by this sk_buff.
-        unsafe {
-            let data = b::skb_push(self.as_raw(), len as u32);
-            Some(core::slice::from_raw_parts_mut(data.cast::<u8>(), len))
-        }
     }
 
     pub(crate) fn network_offset(&self) -> i32 {
@@ -260,11 +272,57 @@ impl SkBuff {
         unsafe { b::skb_get_hash(self.as_raw()) }
     }
 
-    /// Clears `skb->cb`, where the inner packet's IP layer kept its per-packet state
-    /// (`IPCB`/`IP6CB`); the outer packet starts with none.
-    pub(crate) fn clear_control_block(&mut self) {
-        // SAFETY: `self` is a valid, exclusively borrowed sk_buff; `cb` is plain bytes.
-        unsafe { (*self.as_raw()).cb = [0; 48] };
+    /// The largest fragment a reassembled packet of `family` arrived in
+    /// (`IPCB`/`IP6CB(skb)->frag_max_size`, set by netfilter defragmentation), 0 if none.
+    pub(crate) fn frag_max_size(&self, family: Family) -> u16 {
+        // SAFETY: `self` is a valid sk_buff whose control block the IP layer of `family` owns.
+        unsafe { b::ipvs_gue_skb_frag_max_size(self.as_raw(), family == Family::V6) }
+    }
+
+    /// Resets `skb->cb`, where the inner packet's IP layer (`inner`) kept its per-packet state,
+    /// for the outer family's output path: only the largest received fragment size carries over,
+    /// so a reassembled packet leaves in fragments no larger than it came in (as the C path's
+    /// partial `memset` leaves it).
+    pub(crate) fn reset_control_block(&mut self, inner: Family, outer: Family) {
+        let frag_max_size = self.frag_max_size(inner);
+        // SAFETY: `self` is a valid, exclusively borrowed sk_buff; `cb` is plain bytes, and
+        // the output path of `outer` reads it as its `IPCB`/`IP6CB`.
+        unsafe {
+            (*self.as_raw()).cb = [0; 48];
+            b::ipvs_gue_skb_set_frag_max_size(self.as_raw(), outer == Family::V6, frag_max_size);
+        }
+    }
+
+    /// The next hop of the route the packet carries (`rt_nexthop`/`rt6_nexthop`), if it names
+    /// one: the gateway, or for an on-link destination routed with `FLOWI_FLAG_KNOWN_NH` (IPVS
+    /// direct routing) the destination IPVS chose.
+    pub(crate) fn route_next_hop(&self, family: Family) -> Option<InetAddr> {
+        // SAFETY: `self` is a valid sk_buff; its dst, if any, is referenced while it holds it.
+        let dst = unsafe { b::skb_dst(self.as_raw()) };
+        if dst.is_null() {
+            return None;
+        }
+        let hop = match family {
+            // SAFETY: an IPv4 packet's dst is an IPv4 route.
+            Family::V4 => InetAddr::v4(unsafe { b::ipvs_gue_rt_nexthop4(dst) }.to_ne_bytes()),
+            Family::V6 => {
+                // SAFETY: an IPv6 packet's dst is an IPv6 route; the result points into it
+                // or to the static `in6addr_any`.
+                InetAddr::v6(unsafe { (*b::ipvs_gue_rt6_nexthop(dst)).in6_u.u6_addr8 })
+            }
+        };
+        (!hop.octets().iter().all(|&byte| byte == 0)).then_some(hop)
+    }
+
+    /// Attaches `route` as the packet's route, replacing the current one.
+    pub(crate) fn set_route(&mut self, route: OutputRoute) {
+        let skb = self.as_raw();
+        // SAFETY: `skb` is valid and exclusively borrowed; `skb_dst_set` takes over the
+        // route's reference.
+        unsafe {
+            b::skb_dst_drop(skb);
+            b::skb_dst_set(skb, route.into_dst());
+        }
     }
 
     pub(crate) fn set_ignore_df(&mut self) {
@@ -300,17 +358,20 @@ impl SkBuff {
         }
     }
 
-    /// Fills in the IPv4 identification of the IPv4 header at `skb->data` for a packet of
-    /// `segs` segments (`__ip_select_ident`), so segments get distinct, unpredictable IDs.
-    pub(crate) fn select_ipv4_ident(&mut self, net: &crate::net::Net) {
-        let segs = i32::from(self.gso_segs());
-        // SAFETY: the caller just wrote a complete IPv4 header at `skb->data` (linear, ours);
-        // the function hashes its addresses and stores the ID field.
-        unsafe { b::__ip_select_ident(net.as_raw(), self.data().cast::<b::iphdr>(), segs) };
-    }
-
-    /// Sends an ICMP "fragmentation needed" with `mtu` back to the sender.
-    pub(crate) fn send_icmp_frag_needed(&mut self, mtu: u32) {
+    /// Sends an ICMP "fragmentation needed" with `mtu` back to the sender of this IPv4 packet,
+    /// from the address it was sent to (the virtual service), as the C path does: there the
+    /// packet still has its input route, which is local, so `icmp_send` answers from the
+    /// destination. Here IPVS has attached its direct-routing output route; put the local
+    /// route back first. (The packet is dropped afterwards.)
+    pub(crate) fn send_icmp_frag_needed(&mut self, net: &Net, mtu: u32) {
+        if let Some(ip) = self.read_bytes::<20>(0) {
+            let destination = InetAddr::v4([ip[16], ip[17], ip[18], ip[19]]);
+            if let Ok(route) = OutputRoute::lookup(net, &destination) {
+                if route.kind() == RouteKind::Local {
+                    self.set_route(route);
+                }
+            }
+        }
         // SAFETY: `self` is a valid IPv4 sk_buff; `icmp_send` only reads it.
         unsafe {
             b::icmp_send(
@@ -322,10 +383,18 @@ impl SkBuff {
         }
     }
 
-    /// Sends an ICMPv6 "packet too big" with `mtu` back to the sender.
-    pub(crate) fn send_icmpv6_packet_too_big(&mut self, mtu: u32) {
-        // SAFETY: `self` is a valid IPv6 sk_buff; `icmpv6_send` only reads it.
-        unsafe { b::icmpv6_send(self.as_raw(), b::ICMPV6_PKT_TOOBIG as u8, 0, mtu) }
+    /// Sends an ICMPv6 "packet too big" with `mtu` back to the sender of this IPv6 packet.
+    /// `icmpv6_send` ignores packets without a device; a locally sent one has none, so give it
+    /// the namespace's loopback device, as the C path does. (The packet is dropped afterwards.)
+    pub(crate) fn send_icmpv6_packet_too_big(&mut self, net: &Net, mtu: u32) {
+        // SAFETY: `self` is a valid, exclusively borrowed IPv6 sk_buff; the loopback device
+        // lives as long as the namespace; `icmpv6_send` only reads the packet.
+        unsafe {
+            if !b::ipvs_gue_skb_from_device(self.as_raw()) {
+                b::ipvs_gue_skb_set_dev(self.as_raw(), (*net.as_raw()).loopback_dev);
+            }
+            b::icmpv6_send(self.as_raw(), b::ICMPV6_PKT_TOOBIG as u8, 0, mtu)
+        }
     }
 }
 
@@ -362,43 +431,33 @@ impl OwnedSkb {
         ptr
     }
 
-    /// Returns a packet with at least `headroom` bytes of private headroom: this one if it
-    /// already has them and its header is not shared, else a copy (`skb_realloc_headroom`).
-    pub(crate) fn with_private_headroom(self, headroom: usize) -> Result<Self, ()> {
+    /// Returns this packet with at least `headroom` bytes of headroom and data not shared
+    /// with a clone: itself if it has both, else a copy (`skb_realloc_headroom`) that keeps
+    /// the sending socket (`skb_set_owner_w`, as the C path does), so a local sender's write
+    /// memory accounting and TCP Small Queues backpressure still see the packet.
+    pub(crate) fn into_private(self, headroom: usize) -> Result<PrivateSkb, ()> {
         if self.headroom() >= headroom && !self.is_cloned() {
-            return Ok(self);
+            // INVARIANT: not cloned, so its data is ours alone.
+            return Ok(PrivateSkb(self));
         }
         let headroom = u32::try_from(headroom).map_err(|_| ())?;
         // SAFETY: `self` is valid; `skb_realloc_headroom` does not consume it.
         let copy = unsafe { b::ipvs_gue_skb_realloc_headroom(self.0.as_ptr(), headroom) };
         let copy = NonNull::new(copy).ok_or(())?;
+        // SAFETY: `copy` is a new sk_buff we own; the original's socket is alive while the
+        // original holds its write-memory charge, which we release only below.
+        unsafe {
+            let sk = b::ipvs_gue_skb_sk(self.0.as_ptr());
+            if !sk.is_null() {
+                b::skb_set_owner_w(copy.as_ptr(), sk);
+            }
+        }
         // The original is released as consumed, not dropped: its contents live on in `copy`.
         // SAFETY: we own `self` and nobody uses it after this.
         unsafe { b::consume_skb(self.into_raw()) };
         // SAFETY: `skb_realloc_headroom` returned a new sk_buff that we now own.
-        Ok(unsafe { Self::from_raw(copy) })
-    }
-
-    /// Attaches the route the packet leaves by, replacing the current one.
-    pub(crate) fn set_route(&mut self, route: crate::net::route::OutputRoute) {
-        let skb = self.0.as_ptr();
-        // SAFETY: `skb` is valid and owned; `skb_dst_set` takes over the route's reference.
-        unsafe {
-            b::skb_dst_drop(skb);
-            b::skb_dst_set(skb, route.into_dst());
-        }
-    }
-
-    /// Hands the packet to the IPv4 output path (`ip_local_out`), which runs LOCAL_OUT hooks.
-    pub(crate) fn ip_local_out(self, net: &crate::net::Net) -> i32 {
-        // SAFETY: `net` is a live namespace and the packet's ownership passes to the stack.
-        unsafe { b::ip_local_out(net.as_raw(), core::ptr::null_mut(), self.into_raw()) }
-    }
-
-    /// Hands the packet to the IPv6 output path (`ip6_local_out`).
-    pub(crate) fn ip6_local_out(self, net: &crate::net::Net) -> i32 {
-        // SAFETY: `net` is a live namespace and the packet's ownership passes to the stack.
-        unsafe { b::ip6_local_out(net.as_raw(), core::ptr::null_mut(), self.into_raw()) }
+        // INVARIANT: a fresh copy's data is private.
+        Ok(PrivateSkb(unsafe { Self::from_raw(copy) }))
     }
 }
 
@@ -414,7 +473,86 @@ impl core::ops::Deref for OwnedSkb {
 impl core::ops::DerefMut for OwnedSkb {
     fn deref_mut(&mut self) -> &mut SkBuff {
         // SAFETY: `self.0` is valid and exclusively owned by `self` (type invariant).
-        unsafe { SkBuff::from_raw(self.0.as_ptr()) }
+        unsafe { SkBuff::from_raw_mut(self.0.as_ptr()) }
+    }
+}
+
+/// An owned packet whose data (head) is not shared with any clone: its bytes may be written.
+///
+/// # Invariants
+///
+/// `skb_cloned(self.0)` is false.
+pub(crate) struct PrivateSkb(OwnedSkb);
+
+impl PrivateSkb {
+    /// Prepends `len` bytes (`skb_push`) and returns them, or `None` without touching the
+    /// packet when the headroom is too small (where `skb_push` would panic).
+    pub(crate) fn push(&mut self, len: usize) -> Option<&mut [u8]> {
+        if len > self.headroom() {
+            return None;
+        }
+        // SAFETY: the headroom check above makes `skb_push` succeed; it returns the new
+        // `skb->data`, followed by at least `len` linear bytes, private to this sk_buff
+        // (type invariant).
+        unsafe {
+            let data = b::skb_push(self.as_raw(), len as u32);
+            Some(core::slice::from_raw_parts_mut(data.cast::<u8>(), len))
+        }
+    }
+
+
+    /// The linear bytes from `offset` (relative to `skb->data`) to the end of the linear part.
+    pub(crate) fn linear_mut(&mut self, offset: usize) -> Option<&mut [u8]> {
+        let headlen = self.headlen() as usize;
+        let len = headlen.checked_sub(offset)?;
+        // SAFETY: `data + offset .. data + headlen` is inside the linear area, private to this
+        // sk_buff (type invariant) and exclusively borrowed.
+        Some(unsafe { core::slice::from_raw_parts_mut(self.data().add(offset), len) })
+    }
+
+    /// Pushes the IPv4 header `header` and makes it the network header; a packet that may be
+    /// fragmented gets a fresh identification (`__ip_select_ident` over its segments), as
+    /// `ip_select_ident` gives it; DF packets keep ID 0.
+    pub(crate) fn push_ipv4_header(&mut self, net: &Net, header: &crate::gue_core::headers::Ipv4Header) -> Option<()> {
+        let buf = self.push(crate::gue_core::headers::Ipv4Header::LEN)?;
+        header.encode(buf).ok()?;
+        self.set_header_offsets(Header::Network, 0);
+        if !header.dont_fragment {
+            let segs = i32::from(self.gso_segs());
+            // SAFETY: a complete IPv4 header was just written at `skb->data`, in the private
+            // linear area; the function hashes its addresses and stores the ID field.
+            unsafe { b::__ip_select_ident(net.as_raw(), self.data().cast::<b::iphdr>(), segs) };
+        }
+        Some(())
+    }
+
+    /// Hands the packet to the IPv4 output path (`ip_local_out`) for the socket that sent it.
+    pub(crate) fn ip_local_out(self, net: &Net) -> i32 {
+        let skb = self.0.into_raw();
+        // SAFETY: `net` is live and the packet's ownership passes to the stack; `sk` is the
+        // packet's own socket (or null), alive while the packet holds it.
+        unsafe { b::ip_local_out(net.as_raw(), b::ipvs_gue_skb_sk(skb), skb) }
+    }
+
+    /// Hands the packet to the IPv6 output path (`ip6_local_out`) for the socket that sent it.
+    pub(crate) fn ip6_local_out(self, net: &Net) -> i32 {
+        let skb = self.0.into_raw();
+        // SAFETY: as `ip_local_out`.
+        unsafe { b::ip6_local_out(net.as_raw(), b::ipvs_gue_skb_sk(skb), skb) }
+    }
+}
+
+impl core::ops::Deref for PrivateSkb {
+    type Target = SkBuff;
+
+    fn deref(&self) -> &SkBuff {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for PrivateSkb {
+    fn deref_mut(&mut self) -> &mut SkBuff {
+        &mut self.0
     }
 }
 

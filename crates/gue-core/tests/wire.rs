@@ -280,12 +280,28 @@ fn mtu_overheads() {
     assert_eq!(inner_mtu(1500, Family::V4, false), Some(1468));
     assert_eq!(inner_mtu(1500, Family::V6, true), Some(1440));
     assert_eq!(inner_mtu(40, Family::V6, false), None);
-    assert!(!exceeds_mtu(1468, 1500, Family::V4, false));
-    assert!(exceeds_mtu(1469, 1500, Family::V4, false));
-    assert!(exceeds_mtu(0, 10, Family::V4, false));
-    assert_eq!(icmp_mtu(1500, Family::V4, false, Family::V4), 1468);
-    assert_eq!(icmp_mtu(1300, Family::V6, false, Family::V6), IPV6_MIN_MTU);
-    assert_eq!(icmp_mtu(20, Family::V4, false, Family::V4), IPV4_MIN_MTU);
+}
+
+#[test]
+fn tunnel_mtu_floor_is_the_outer_family_minimum() {
+    // IPv6 inside IPv4 on a 1300-byte path: 1268 bytes left, under IPv6's 1280 but a usable
+    // IPv4 tunnel (C: `mtu < 68` only); SYNs and small packets must pass.
+    assert_eq!(tunnel_mtu(1300, Family::V4, false), Some(1268));
+    assert_eq!(tunnel_mtu(100, Family::V4, false), Some(IPV4_MIN_MTU));
+    assert_eq!(tunnel_mtu(99, Family::V4, false), None);
+    // IPv6 outer: the tunnel itself must leave IPv6's minimum.
+    assert_eq!(tunnel_mtu(1332, Family::V6, false), Some(IPV6_MIN_MTU));
+    assert_eq!(tunnel_mtu(1331, Family::V6, false), None);
+    assert_eq!(tunnel_mtu(1340, Family::V6, true), Some(IPV6_MIN_MTU));
+    assert_eq!(tunnel_mtu(20, Family::V4, false), None);
+}
+
+#[test]
+fn ipv6_inner_is_never_limited_below_1280() {
+    assert_eq!(inner_limit(1268, Family::V6), IPV6_MIN_MTU);
+    assert_eq!(inner_limit(1400, Family::V6), 1400);
+    assert_eq!(inner_limit(1268, Family::V4), 1268);
+    assert_eq!(inner_limit(68, Family::V4), 68);
 }
 
 proptest! {
