@@ -8,9 +8,9 @@
 
 use crate::bindings as b;
 use crate::gue_core::addr::{Family, InetAddr};
-use crate::gue_core::checksum::{fold, ones_complement_sum, pseudo_header_sum_v6, udp_checksum_from_sum};
+use crate::gue_core::checksum::{fold, ones_complement_sum, pseudo_header_sum, udp_checksum_from_sum};
 use crate::gue_core::config::{ChecksumMode, RealServerConfig};
-use crate::gue_core::ecn::{ecn_encapsulate, ipv6_dsfield};
+use crate::gue_core::ecn::{ecn_encapsulate, ipv4_dsfield, ipv6_dsfield};
 use crate::gue_core::gue::{GueHeader, RemoteChecksum};
 use crate::gue_core::headers::{Ipv4Header, Ipv6Header, UdpHeader, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP};
 use crate::gue_core::mtu::{encap_overhead, inner_limit, tunnel_mtu};
@@ -47,7 +47,7 @@ fn inner_fields(skb: &SkBuff, family: Family) -> Option<InnerFields> {
             let ip: [u8; 20] = skb.read_bytes(0)?;
             Some(InnerFields {
                 protocol: IPPROTO_IPIP,
-                dsfield: ip[1],
+                dsfield: ipv4_dsfield(&ip)?,
                 ttl: ip[8],
                 dont_fragment: ip[6] & 0x40 != 0,
             })
@@ -104,6 +104,11 @@ pub(crate) fn transmit(
     skb.prepare_tunnel_xmit();
     let sent = Transmitted { bytes: skb.len().into(), gso: skb.is_gso() };
     skb.set_route(route);
+    #[cfg(reproduce_silent_loss)]
+    if silent_loss::strikes() {
+        drop(skb);
+        return Ok(sent);
+    }
     // Drops past this point belong to the output path; the harness counts them there.
     let _ = match outer {
         Family::V4 => skb.ip_local_out(net),
@@ -281,26 +286,6 @@ fn set_udp_checksum(
     Ok(())
 }
 
-/// The UDP pseudo-header sum with the length as a 32-bit word, as the kernel's
-/// `csum_tcpudp_nofold` adds it: segmentation later subtracts exactly that length, even for
-/// GSO packets longer than 64 KiB. Below 64 KiB it equals the RFC 768 sum.
-fn pseudo_header_sum(source: &InetAddr, destination: &InetAddr, udp_len: u32) -> Option<u32> {
-    match (source.v4_octets(), destination.v4_octets()) {
-        (Some(saddr), Some(daddr)) => {
-            let sum = ones_complement_sum(&saddr, 0);
-            let sum = ones_complement_sum(&daddr, sum);
-            let sum = ones_complement_sum(&[0, IPPROTO_UDP], sum);
-            Some(ones_complement_sum(&udp_len.to_be_bytes(), sum))
-        }
-        _ => Some(pseudo_header_sum_v6(
-            &source.v6_octets()?,
-            &destination.v6_octets()?,
-            IPPROTO_UDP,
-            udp_len,
-        )),
-    }
-}
-
 /// `lco_csum`: the sum of our headers up to the inner checksum start, plus the complement
 /// of the inner pseudo-header sum already stored in the inner checksum field. With it the
 /// outer checksum is known before the inner one is computed.
@@ -356,4 +341,17 @@ fn push_outer_ip(
         }
     }
     Ok(())
+}
+
+/// Test-only build (`REPRODUCE_SILENT_LOSS=1`): loses one transmitted packet in fifty without
+/// counting it anywhere, to prove the harness's end-to-end accounting catches silent loss.
+#[cfg(reproduce_silent_loss)]
+mod silent_loss {
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    static SENT: AtomicU32 = AtomicU32::new(0);
+
+    pub(super) fn strikes() -> bool {
+        SENT.fetch_add(1, Ordering::Relaxed) % 50 == 49
+    }
 }

@@ -18,7 +18,7 @@ mod bindings;
 mod encap;
 // Shared verbatim with the userspace crate, whose CLI and tests use the parts the module does
 // not; its `pub` API is crate-private here.
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 #[path = "gue_core/mod.rs"]
 mod gue_core;
 mod hook;

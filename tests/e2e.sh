@@ -7,7 +7,8 @@
 #        (defaults and their reasoning: tests/guest/e2e.sh).
 # A cell spec is VARIANT:CLIENT_FAMILY:OUTER_FAMILY:CSUM[:RS[:EGRESS_MTU]]; default matrix: dr 4/4
 # and 6/6, c-gue {4,6}x{4,6}x{nocsum,csum,remcsum} plus rs2 (behind the router) and MTU-1500
-# cells, rust the same as c-gue, rust-bug 4/4 and 6/6 nocsum.
+# cells, rust the same as c-gue plus an IPv6-in-IPv4 cell at egress MTU 1300, rust-bug 4/4 and
+# 6/6 nocsum.
 # A cell fails on any transmit-path drop, GSO error, integrity mismatch, request over deadline,
 # or (GUE variants, payload >= 64K) gso_calls == 0.  rust-bug and --expect-bug invert the verdict
 # per group: the harness must DETECT the failure.
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --timeout) tmo=$2; shift 2 ;;
     --kernel) kernel_args=(--kernel "$2"); shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "e2e: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -43,6 +44,9 @@ matrix() { # VARIANT -> cell specs
          # rs2 sits behind a router; EGRESS_MTU 1500 makes full-size segments too big once
          # encapsulated, so the PMTU path must answer (Rust: ICMP; C: outer fragmentation).
          echo "$1:4:6:csum:rs2 $1:6:4:remcsum:rs2 $1:4:4:nocsum:rs1:1500 $1:6:6:csum:rs1:1500 $1:6:4:nocsum:rs1:1500"
+         # IPv6 in IPv4 with 1268 bytes left: under IPv6's 1280 but a usable IPv4 tunnel (the
+         # floor is the outer family's); packets up to 1280 go out in outer fragments.
+         [ "$1" != rust ] || echo "$1:6:4:nocsum:rs1:1300"
        fi ;;
   esac
 }

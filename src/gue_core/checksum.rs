@@ -7,6 +7,7 @@
 //! `__wsum`; [`fold`] reduces one to 16 bits and `!fold(..)` is the checksum
 //! field value.
 
+use super::addr::InetAddr;
 use super::headers::IPPROTO_UDP;
 
 /// Adds `data`, as big-endian 16-bit words (an odd last byte padded with a
@@ -36,20 +37,6 @@ pub const fn fold(sum: u32) -> u16 {
     ((s & 0xffff) + (s >> 16)) as u16
 }
 
-/// The Internet checksum of `data`: the value to store in a checksum field
-/// that was zero while summing.
-pub fn internet_checksum(data: &[u8]) -> u16 {
-    !fold(ones_complement_sum(data, 0))
-}
-
-/// Partial sum of the IPv4 pseudo header (RFC 768).
-pub fn pseudo_header_sum_v4(saddr: [u8; 4], daddr: [u8; 4], proto: u8, len: u16) -> u32 {
-    let sum = ones_complement_sum(&saddr, 0);
-    let sum = ones_complement_sum(&daddr, sum);
-    let l = len.to_be_bytes();
-    ones_complement_sum(&[0, proto, l[0], l[1]], sum)
-}
-
 /// Partial sum of the IPv6 pseudo header (RFC 8200 section 8.1).
 pub fn pseudo_header_sum_v6(saddr: &[u8; 16], daddr: &[u8; 16], next_header: u8, len: u32) -> u32 {
     let sum = ones_complement_sum(saddr, 0);
@@ -68,35 +55,24 @@ pub const fn udp_checksum_from_sum(sum: u32) -> u16 {
     }
 }
 
-/// Sums a UDP header plus payload, treating the checksum field (bytes 6-7)
-/// as zero whatever it holds, so the result can be written into it.
-fn udp_segment_sum(segment: &[u8], initial: u32) -> u32 {
-    match segment.split_at_checked(6) {
-        Some((head, rest)) => {
-            let sum = ones_complement_sum(head, initial);
-            ones_complement_sum(rest.get(2..).unwrap_or(&[]), sum)
+/// The UDP pseudo-header sum for `source` → `destination` with the length as a 32-bit word,
+/// as the kernel's `csum_tcpudp_nofold` adds it: segmentation later subtracts exactly that
+/// length, even for GSO packets longer than 64 KiB. Below 64 KiB it equals the RFC 768 sum.
+/// `None` for addresses of different families.
+pub fn pseudo_header_sum(source: &InetAddr, destination: &InetAddr, udp_len: u32) -> Option<u32> {
+    match (source.v4_octets(), destination.v4_octets()) {
+        (Some(saddr), Some(daddr)) => {
+            let sum = ones_complement_sum(&saddr, 0);
+            let sum = ones_complement_sum(&daddr, sum);
+            let sum = ones_complement_sum(&[0, IPPROTO_UDP], sum);
+            Some(ones_complement_sum(&udp_len.to_be_bytes(), sum))
         }
-        None => ones_complement_sum(segment, initial),
+        (None, None) => Some(pseudo_header_sum_v6(
+            &source.v6_octets()?,
+            &destination.v6_octets()?,
+            IPPROTO_UDP,
+            udp_len,
+        )),
+        _ => None,
     }
-}
-
-/// UDP checksum over IPv4 of `segment` (header plus payload); the pseudo
-/// header uses `segment.len()` as the UDP length.
-pub fn udp_checksum_v4(saddr: [u8; 4], daddr: [u8; 4], segment: &[u8]) -> u16 {
-    // Longer segments cannot travel over IPv4; truncating the length would
-    // only make the checksum wrong, never panic.
-    let len = segment.len() as u16;
-    udp_checksum_from_sum(udp_segment_sum(
-        segment,
-        pseudo_header_sum_v4(saddr, daddr, IPPROTO_UDP, len),
-    ))
-}
-
-/// UDP checksum over IPv6 of `segment` (header plus payload).
-pub fn udp_checksum_v6(saddr: &[u8; 16], daddr: &[u8; 16], segment: &[u8]) -> u16 {
-    let len = segment.len() as u32;
-    udp_checksum_from_sum(udp_segment_sum(
-        segment,
-        pseudo_header_sum_v6(saddr, daddr, IPPROTO_UDP, len),
-    ))
 }

@@ -50,11 +50,6 @@ impl Token {
     pub fn as_str(&self) -> &str {
         self.text.as_str()
     }
-
-    /// Whether the original word was longer than what is stored.
-    pub const fn is_truncated(&self) -> bool {
-        self.truncated
-    }
 }
 
 impl fmt::Display for Token {

@@ -5,10 +5,6 @@
 
 /// Mask of the ECN bits in a TOS / traffic class byte.
 pub const ECN_MASK: u8 = 0b11;
-/// Not ECN-capable transport.
-pub const ECN_NOT_ECT: u8 = 0b00;
-/// ECN-capable transport (1).
-pub const ECN_ECT_1: u8 = 0b01;
 /// ECN-capable transport (0).
 pub const ECN_ECT_0: u8 = 0b10;
 /// Congestion experienced.
@@ -40,16 +36,6 @@ pub fn ipv4_dsfield(header: &[u8]) -> Option<u8> {
 pub fn ipv6_dsfield(header: &[u8]) -> Option<u8> {
     match header {
         [b0, b1, ..] => Some((b0 << 4) | (b1 >> 4)),
-        _ => None,
-    }
-}
-
-/// The DS field of an inner IP packet of either version, picked by the
-/// version nibble; `None` for anything else or a too-short buffer.
-pub fn inner_dsfield(packet: &[u8]) -> Option<u8> {
-    match packet.first()? >> 4 {
-        4 => ipv4_dsfield(packet),
-        6 => ipv6_dsfield(packet),
         _ => None,
     }
 }

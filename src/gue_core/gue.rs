@@ -18,8 +18,6 @@
 //! `Hlen` counts the option words after the first one; P is
 //! `GUE_FLAG_PRIV`, R is `GUE_PFLAG_REMCSUM`.
 
-use core::fmt;
-
 use super::error::{prefix_mut, EncodeError};
 
 /// Length of the fixed GUE header (`sizeof(struct guehdr)`).
@@ -58,39 +56,6 @@ pub struct GueHeader {
     pub remcsum: Option<RemoteChecksum>,
 }
 
-/// Why bytes are not a GUE header this module accepts.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum DecodeError {
-    /// Fewer bytes than the header (including its options) needs.
-    Truncated,
-    /// Version is not 0 (version 1 is headerless direct IP encapsulation).
-    UnsupportedVersion(u8),
-    /// The C bit is set: a control message, not data.
-    ControlMessage,
-    /// Flags other than `GUE_FLAG_PRIV` are set.
-    UnknownFlags(u16),
-    /// Private flags other than `GUE_PFLAG_REMCSUM` are set.
-    UnknownPrivateFlags(u32),
-    /// `hlen` does not equal the length of the options the flags announce.
-    BadHeaderLength,
-    /// Remote checksum option with `start + offset` below `start`.
-    BadRemoteChecksum,
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Truncated => f.write_str("truncated GUE header"),
-            DecodeError::UnsupportedVersion(v) => write!(f, "unsupported GUE version {v}"),
-            DecodeError::ControlMessage => f.write_str("GUE control message"),
-            DecodeError::UnknownFlags(x) => write!(f, "unknown GUE flags {x:#06x}"),
-            DecodeError::UnknownPrivateFlags(x) => write!(f, "unknown GUE private flags {x:#010x}"),
-            DecodeError::BadHeaderLength => f.write_str("GUE hlen does not match its flags"),
-            DecodeError::BadRemoteChecksum => f.write_str("bad GUE remote checksum option"),
-        }
-    }
-}
-
 impl GueHeader {
     /// Total header length in bytes, options included (4 or 12).
     pub const fn len(&self) -> usize {
@@ -98,12 +63,6 @@ impl GueHeader {
             None => GUE_HEADER_LEN,
             Some(_) => GUE_HEADER_LEN + GUE_PRIV_LEN + GUE_REMCSUM_LEN,
         }
-    }
-
-    /// Always `false`: a GUE header is never empty. Exists for API symmetry
-    /// with [`GueHeader::len`].
-    pub const fn is_empty(&self) -> bool {
-        false
     }
 
     /// Writes the header to the front of `out` and returns its length, the
@@ -133,60 +92,5 @@ impl GueHeader {
             out[10..12].copy_from_slice(&end.to_be_bytes());
         }
         Ok(len)
-    }
-
-    /// Parses a header from the front of `buf`, returning it and its length
-    /// (where the inner packet starts).
-    ///
-    /// Stricter than the kernel's `validate_gue_flags()`: `hlen` must match
-    /// the announced options exactly, since this encoder never pads.
-    pub fn decode(buf: &[u8]) -> Result<(GueHeader, usize), DecodeError> {
-        let (fixed, rest) = buf
-            .split_first_chunk::<GUE_HEADER_LEN>()
-            .ok_or(DecodeError::Truncated)?;
-        let version = fixed[0] >> 6;
-        if version != 0 {
-            return Err(DecodeError::UnsupportedVersion(version));
-        }
-        if fixed[0] & 0x20 != 0 {
-            return Err(DecodeError::ControlMessage);
-        }
-        let optlen = usize::from(fixed[0] & 0x1f) * 4;
-        let options = rest.get(..optlen).ok_or(DecodeError::Truncated)?;
-        let flags = u16::from_be_bytes([fixed[2], fixed[3]]);
-        if flags & !GUE_FLAG_PRIV != 0 {
-            return Err(DecodeError::UnknownFlags(flags));
-        }
-        let mut header = GueHeader {
-            proto: fixed[1],
-            remcsum: None,
-        };
-        let mut used = 0;
-        if flags & GUE_FLAG_PRIV != 0 {
-            let (pflags, after) = options
-                .split_first_chunk::<GUE_PRIV_LEN>()
-                .ok_or(DecodeError::BadHeaderLength)?;
-            let pflags = u32::from_be_bytes(*pflags);
-            if pflags & !GUE_PFLAG_REMCSUM != 0 {
-                return Err(DecodeError::UnknownPrivateFlags(pflags));
-            }
-            used += GUE_PRIV_LEN;
-            if pflags & GUE_PFLAG_REMCSUM != 0 {
-                let (pd, _) = after
-                    .split_first_chunk::<GUE_REMCSUM_LEN>()
-                    .ok_or(DecodeError::BadHeaderLength)?;
-                let start = u16::from_be_bytes([pd[0], pd[1]]);
-                let end = u16::from_be_bytes([pd[2], pd[3]]);
-                let offset = end
-                    .checked_sub(start)
-                    .ok_or(DecodeError::BadRemoteChecksum)?;
-                header.remcsum = Some(RemoteChecksum { start, offset });
-                used += GUE_REMCSUM_LEN;
-            }
-        }
-        if used != optlen {
-            return Err(DecodeError::BadHeaderLength);
-        }
-        Ok((header, GUE_HEADER_LEN + optlen))
     }
 }

@@ -19,26 +19,6 @@ pub enum DropReason {
     BadPacket,
 }
 
-impl DropReason {
-    /// All reasons, in listing column order.
-    pub const ALL: [DropReason; 4] = [
-        DropReason::Pmtu,
-        DropReason::NoRoute,
-        DropReason::NoHeadroom,
-        DropReason::BadPacket,
-    ];
-
-    /// The reason's listing column name (`drop_pmtu`, ...).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            DropReason::Pmtu => "drop_pmtu",
-            DropReason::NoRoute => "drop_no_route",
-            DropReason::NoHeadroom => "drop_no_headroom",
-            DropReason::BadPacket => "drop_bad_packet",
-        }
-    }
-}
-
 /// Live counters of one real server, shared by all CPUs.
 ///
 /// Counters are independent statistics, so `Relaxed` ordering suffices; a
@@ -78,18 +58,6 @@ pub struct StatsSnapshot {
     pub drop_no_headroom: u64,
     /// See [`ServerStats::drop_bad_packet`].
     pub drop_bad_packet: u64,
-}
-
-impl StatsSnapshot {
-    /// The drop count for `reason`.
-    pub const fn drops(&self, reason: DropReason) -> u64 {
-        match reason {
-            DropReason::Pmtu => self.drop_pmtu,
-            DropReason::NoRoute => self.drop_no_route,
-            DropReason::NoHeadroom => self.drop_no_headroom,
-            DropReason::BadPacket => self.drop_bad_packet,
-        }
-    }
 }
 
 impl ServerStats {

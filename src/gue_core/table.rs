@@ -49,30 +49,9 @@ impl SlotSet {
     /// The empty set.
     pub const EMPTY: SlotSet = SlotSet(0);
 
-    /// Whether `slot` is in the set.
-    pub const fn contains(&self, slot: u8) -> bool {
-        slot < 64 && self.0 & (1 << slot) != 0
-    }
-
-    /// Whether the set is empty.
-    pub const fn is_empty(&self) -> bool {
-        self.0 == 0
-    }
-
-    /// Number of slots in the set.
-    pub const fn len(&self) -> usize {
-        self.0.count_ones() as usize
-    }
-
     /// The set as a bitmap.
     pub const fn bits(&self) -> u64 {
         self.0
-    }
-
-    /// The slots in ascending order.
-    pub fn iter(&self) -> impl Iterator<Item = u8> {
-        let bits = self.0;
-        (0u8..64).filter(move |&s| bits & (1 << s) != 0)
     }
 
     fn insert(&mut self, slot: u8) {
@@ -82,7 +61,7 @@ impl SlotSet {
     }
 }
 
-/// What [`RealServerTable::apply`] did to the stats slots: the caller zeroes
+/// What [`RealServerTable::apply_in_place`] did to the stats slots: the caller zeroes
 /// the counters of `allocated` slots before publishing the new table.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Applied {
@@ -125,11 +104,6 @@ impl RealServerTable {
         }
     }
 
-    /// Number of real servers.
-    pub const fn len(&self) -> usize {
-        self.len as usize
-    }
-
     /// Whether the table is empty.
     pub const fn is_empty(&self) -> bool {
         self.len == 0
@@ -156,14 +130,6 @@ impl RealServerTable {
             set.insert(server.stats_slot);
         }
         set
-    }
-
-    /// A copy of this table with `cmd` applied, for the caller to publish
-    /// (RCU); `self` is never changed.
-    pub fn apply(&self, cmd: &Command) -> Result<(RealServerTable, Applied), ConfigError> {
-        let mut next = self.clone();
-        let applied = next.apply_in_place(cmd)?;
-        Ok((next, applied))
     }
 
     /// Applies `cmd` to this table; on error the table is left unchanged.

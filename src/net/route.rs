@@ -31,6 +31,8 @@ pub(crate) struct OutputRoute {
     dst: NonNull<b::dst_entry>,
     family: Family,
     source: InetAddr,
+    /// IPv6 routes carry no broadcast flag: a multicast destination is recorded at lookup.
+    multicast: bool,
 }
 
 impl OutputRoute {
@@ -57,6 +59,7 @@ impl OutputRoute {
             dst: NonNull::new(dst).ok_or(kernel::error::code::EINVAL)?,
             family: Family::V4,
             source: InetAddr::v4(fl4.saddr.to_ne_bytes()),
+            multicast: false,
         })
     }
 
@@ -76,6 +79,7 @@ impl OutputRoute {
             dst: NonNull::new(dst).ok_or(kernel::error::code::EINVAL)?,
             family: Family::V6,
             source: InetAddr::v6(saddr),
+            multicast: daddr[0] == 0xff,
         })
     }
 
@@ -101,6 +105,7 @@ impl OutputRoute {
             }
             // SAFETY: `self.dst` is a valid referenced route (type invariant).
             Family::V6 if unsafe { b::ipvs_gue_dst_dev_is_loopback(self.dst.as_ptr()) } => RouteKind::Local,
+            Family::V6 if self.multicast => RouteKind::Broadcast,
             Family::V6 => RouteKind::Unicast,
         }
     }

@@ -7,6 +7,47 @@ use gue_core::config::*;
 use gue_core::table::*;
 use proptest::prelude::*;
 
+/// The table's API as these tests use it, built on what the module runs.
+trait TableExt {
+    fn len(&self) -> usize;
+    fn apply(&self, cmd: &Command) -> Result<(RealServerTable, Applied), ConfigError>;
+}
+
+impl TableExt for RealServerTable {
+    fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    fn apply(&self, cmd: &Command) -> Result<(RealServerTable, Applied), ConfigError> {
+        let mut next = self.clone();
+        let applied = next.apply_in_place(cmd)?;
+        Ok((next, applied))
+    }
+}
+
+trait SlotSetExt {
+    fn contains(&self, slot: u8) -> bool;
+    fn is_empty(&self) -> bool;
+    fn len(&self) -> usize;
+    fn iter(&self) -> impl Iterator<Item = u8>;
+}
+
+impl SlotSetExt for SlotSet {
+    fn contains(&self, slot: u8) -> bool {
+        slot < 64 && self.bits() & (1 << slot) != 0
+    }
+    fn is_empty(&self) -> bool {
+        self.bits() == 0
+    }
+    fn len(&self) -> usize {
+        self.bits().count_ones() as usize
+    }
+    fn iter(&self) -> impl Iterator<Item = u8> {
+        let bits = self.bits();
+        (0u8..64).filter(move |&s| bits & (1 << s) != 0)
+    }
+}
+
 fn a(s: &str) -> InetAddr {
     InetAddr::parse(s).unwrap()
 }

