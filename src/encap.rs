@@ -69,16 +69,16 @@ fn inner_fields(skb: &SkBuff, family: Family) -> Option<InnerFields> {
 /// as a drop (and, for PMTU, answered with ICMP unless it is an ICMP error itself).
 pub(crate) fn transmit(
     net: &Net,
-    inner: Family,
     mut skb: OwnedSkb,
     server: &RealServerConfig,
     relayed_icmp: bool,
 ) -> Result<Transmitted, DropReason> {
+    let inner = skb.family();
     let fields = inner_fields(&skb, inner).ok_or(DropReason::BadPacket)?;
     let route = OutputRoute::lookup(net, &server.outer).map_err(|_| DropReason::NoRoute)?;
     // A tunnel endpoint that is this host or a broadcast address is a configuration error
-    // (IPVS's own direct routing already judged the real server non-local): never send GUE
-    // to ourselves or to everyone.
+    // (the hook lets packets for a local real server pass): never send GUE to ourselves or to
+    // everyone.
     if route.kind() != RouteKind::Unicast {
         return Err(DropReason::NoRoute);
     }
@@ -87,7 +87,7 @@ pub(crate) fn transmit(
     let remcsum = server.csum == ChecksumMode::RemoteOffload
         && skb.checksum_state() == ChecksumState::Partial;
     let path = PathMtu { mtu: route.mtu(), outer, remcsum };
-    check_path_mtu(&mut skb, net, inner, &fields, path, relayed_icmp)?;
+    check_path_mtu(&mut skb, net, &fields, path, relayed_icmp)?;
 
     skb.drop_early_demux_socket();
     let headroom = route.device_headroom() + encap_overhead(outer, remcsum) as usize;
@@ -98,22 +98,18 @@ pub(crate) fn transmit(
     set_udp_checksum(&mut skb, server.csum != ChecksumMode::None, route.source(), &server.outer)?;
     push_outer_ip(&mut skb, net, &fields, route.source(), &server.outer)?;
 
-    skb.reset_control_block(inner, outer);
+    skb.reset_control_block(outer);
     // The outer header carries the inner DF; fragmenting the outer packet is the stack's job.
     skb.set_ignore_df();
     skb.prepare_tunnel_xmit();
     let sent = Transmitted { bytes: skb.len().into(), gso: skb.is_gso() };
-    skb.set_route(route);
     #[cfg(reproduce_silent_loss)]
     if silent_loss::strikes() {
         drop(skb);
         return Ok(sent);
     }
     // Drops past this point belong to the output path; the harness counts them there.
-    let _ = match outer {
-        Family::V4 => skb.ip_local_out(net),
-        Family::V6 => skb.ip6_local_out(net),
-    };
+    skb.send(net, route).map_err(|()| DropReason::BadPacket)?;
     Ok(sent)
 }
 
@@ -126,21 +122,22 @@ struct PathMtu {
 }
 
 /// `ensure_mtu_is_adequate` for the tunnel: a packet that would exceed the path MTU once
-/// encapsulated and may not be fragmented is answered with ICMP carrying the MTU left for it
-/// (never an ICMP error IPVS relays). Unlike the C path, GSO packets are checked too, segment
-/// by segment. A reassembled IPv6 packet is judged by its largest fragment, as
-/// `__mtu_check_toobig_v6` does: it leaves in fragments again.
+/// encapsulated and may not be fragmented is answered with ICMP carrying the MTU left for it,
+/// GSO packets segment by segment (`ip_vs_exceeds_mtu`). A reassembled IPv6 packet is judged
+/// by its largest fragment, as `__mtu_check_toobig_v6` does: it leaves in fragments again.
+/// ICMP errors IPVS relays are never answered: over IPv4 they are sent (and the outer packet
+/// fragmented), over IPv6 dropped, both as C does.
 fn check_path_mtu(
-    skb: &mut SkBuff,
+    skb: &mut OwnedSkb,
     net: &Net,
-    inner: Family,
     fields: &InnerFields,
     path: PathMtu,
     relayed_icmp: bool,
 ) -> Result<(), DropReason> {
+    let inner = skb.family();
     let tunnel = tunnel_mtu(path.mtu, path.outer, path.remcsum).ok_or(DropReason::Pmtu)?;
     let mtu = inner_limit(tunnel, inner);
-    let fits = match skb.frag_max_size(inner) {
+    let fits = match skb.largest_fragment() {
         0 if skb.is_gso() => skb.gso_fits_mtu(mtu),
         0 => skb.len() <= mtu,
         largest_fragment if inner == Family::V6 => u32::from(largest_fragment) <= mtu,
@@ -148,14 +145,10 @@ fn check_path_mtu(
     };
     match inner {
         _ if fits => Ok(()),
-        Family::V4 if !fields.dont_fragment => Ok(()),
-        _ if relayed_icmp => Err(DropReason::Pmtu),
-        Family::V4 => {
-            skb.send_icmp_frag_needed(net, mtu);
-            Err(DropReason::Pmtu)
-        }
-        Family::V6 => {
-            skb.send_icmpv6_packet_too_big(net, mtu);
+        Family::V4 if !fields.dont_fragment || relayed_icmp => Ok(()),
+        Family::V6 if relayed_icmp => Err(DropReason::Pmtu),
+        _ => {
+            skb.send_packet_too_big(net, mtu);
             Err(DropReason::Pmtu)
         }
     }
@@ -176,9 +169,9 @@ fn set_offload_state(
 ) -> Result<(), DropReason> {
     if !skb.encapsulation() {
         let (network, transport) = (skb.network_offset(), skb.transport_offset());
-        skb.set_header_offsets(Header::InnerNetwork, network);
-        skb.set_header_offsets(Header::InnerTransport, transport);
-        set_inner_mac_header(skb);
+        skb.set_header_offsets(Header::InnerNetwork, network).ok_or(DropReason::BadPacket)?;
+        skb.set_header_offsets(Header::InnerTransport, transport).ok_or(DropReason::BadPacket)?;
+        set_inner_mac_header(skb)?;
         skb.set_encapsulation(true);
     }
     if skb.is_gso() {
@@ -204,16 +197,16 @@ fn set_offload_state(
 }
 
 #[cfg(not(reproduce_inner_mac_bug))]
-fn set_inner_mac_header(skb: &mut SkBuff) {
+fn set_inner_mac_header(skb: &mut SkBuff) -> Result<(), DropReason> {
     let network = skb.inner_network_offset();
-    skb.set_header_offsets(Header::InnerMac, network);
+    skb.set_header_offsets(Header::InnerMac, network).ok_or(DropReason::BadPacket)
 }
 
 /// Test-only build: the pre-d7fce52fdf96 behaviour, `inner_mac_header` at the outer MAC.
 #[cfg(reproduce_inner_mac_bug)]
-fn set_inner_mac_header(skb: &mut SkBuff) {
+fn set_inner_mac_header(skb: &mut SkBuff) -> Result<(), DropReason> {
     let mac = skb.mac_offset();
-    skb.set_header_offsets(Header::InnerMac, mac);
+    skb.set_header_offsets(Header::InnerMac, mac).ok_or(DropReason::BadPacket)
 }
 
 /// Pushes the GUE header (variant 0), with the remote checksum option when `remcsum`.
@@ -253,7 +246,7 @@ fn push_udp(skb: &mut PrivateSkb, net: &Net, port: u16) -> Result<(), DropReason
     };
     let buf = skb.push(UdpHeader::LEN).ok_or(DropReason::NoHeadroom)?;
     header.encode(buf).map_err(|_| DropReason::BadPacket)?;
-    skb.set_header_offsets(Header::Transport, 0);
+    skb.set_header_offsets(Header::Transport, 0).ok_or(DropReason::BadPacket)?;
     Ok(())
 }
 
@@ -335,9 +328,7 @@ fn push_outer_ip(
                 saddr: source.v6_octets().ok_or(DropReason::BadPacket)?,
                 daddr: destination.v6_octets().ok_or(DropReason::BadPacket)?,
             };
-            let buf = skb.push(Ipv6Header::LEN).ok_or(DropReason::NoHeadroom)?;
-            header.encode(buf).map_err(|_| DropReason::BadPacket)?;
-            skb.set_header_offsets(Header::Network, 0);
+            skb.push_ipv6_header(&header).ok_or(DropReason::NoHeadroom)?;
         }
     }
     Ok(())

@@ -11,7 +11,7 @@
 #![deny(unsafe_code)]
 
 use crate::encap;
-use crate::gue_core::addr::Family;
+use crate::gue_core::headers::IPPROTO_UDP;
 use crate::net::ipvs::{self, Connection};
 use crate::net::netfilter::{HookSkb, LocalOutHook, Verdict};
 use crate::net::rcu::RcuReadGuard;
@@ -19,43 +19,44 @@ use crate::net::Net;
 use crate::netns::Netns;
 
 impl LocalOutHook for Netns {
-    fn local_out(&self, net: &Net, family: Family, skb: HookSkb<'_>) -> Verdict {
+    fn local_out(&self, net: &Net, skb: HookSkb<'_>) -> Verdict {
         if !skb.ipvs_property() {
-            return Verdict::Accept;
+            return skb.accept();
         }
         let rcu = RcuReadGuard::new();
         let servers = self.servers.read(&rcu);
-        if servers.is_empty() {
-            return Verdict::Accept;
+        // A real server that is this host gets the packet delivered locally by IPVS itself
+        // (`ip_vs_send_or_cont(.., local)` accepts it into LOCAL_OUT), as C's tunnel path does.
+        if servers.is_empty() || skb.route_is_local() {
+            return skb.accept();
         }
-        let Some(packet) = ipvs::classify(&skb, family) else {
-            return Verdict::Accept;
+        let Some(packet) = ipvs::classify(&skb, skb.family()) else {
+            return skb.accept();
         };
         // The connection table, not the route's next hop: a real server behind a router has
         // the router as next hop.
-        let real_server = match ipvs::connection(net, family, &packet.key) {
+        let real_server = match ipvs::connection(net, skb.family(), &packet.key) {
             Connection::DirectRoute(addr) => addr,
-            Connection::OtherMethod => return Verdict::Accept,
-            // One-packet scheduling (`ipvsadm -o`) never hashes its connections. IPVS routes
-            // direct-routing packets to the real server with FLOWI_FLAG_KNOWN_NH, so for an
-            // on-link real server the next hop is that server, while the packet keeps the
-            // virtual address as destination (NAT and tunnel packets are addressed to the
-            // next hop itself, so they never match).
-            Connection::NotFound => match skb.route_next_hop(family) {
+            Connection::OtherMethod => return skb.accept(),
+            // One-packet scheduling (`ipvsadm -o`, UDP only) never hashes its connections.
+            // IPVS routes direct routing with FLOWI_FLAG_KNOWN_NH, so for an on-link real
+            // server the route names it, while the packet keeps the virtual address as
+            // destination (NAT and tunnel packets are addressed to the next hop itself).
+            Connection::NotFound if packet.key.protocol == IPPROTO_UDP => match skb.known_next_hop() {
                 Some(hop) if hop != packet.destination => hop,
-                _ => return Verdict::Accept,
+                _ => return skb.accept(),
             },
+            Connection::NotFound => return skb.accept(),
         };
         let Some(server) = servers.get(&real_server) else {
-            return Verdict::Accept;
+            return skb.accept();
         };
         let stats = &self.stats[usize::from(server.stats_slot)];
-        let (skb, stolen) = skb.steal();
-        let relayed_icmp = packet.key.icmp_relay;
-        match encap::transmit(net, family, skb, &server.config, relayed_icmp) {
+        let (skb, verdict) = skb.steal();
+        match encap::transmit(net, skb, &server.config, packet.key.icmp_relay) {
             Ok(sent) => stats.record_tx(sent.bytes, sent.gso),
             Err(reason) => stats.record_drop(reason),
         }
-        Verdict::Stolen(stolen)
+        verdict
     }
 }

@@ -35,7 +35,7 @@ module! {
 }
 
 struct IpvsGue {
-    _pernet: net::pernet::Subsystem<netns::NetnsSlot>,
+    _pernet: net::pernet::Subsystem<netns::GueNamespaces>,
 }
 
 impl kernel::Module for IpvsGue {

@@ -105,25 +105,30 @@ impl ProcFileHandler for Netns {
     }
 }
 
-/// The `net_generic` id of [`NetnsSlot`].
+/// The `net_generic` id of [`GueNamespaces`].
 static NETNS_ID: PernetId = PernetId::new();
 
 /// Everything the module holds for one namespace. Field order is teardown order: the file and
 /// the hooks go (each waiting for its running callbacks) before the state they share.
-pub(crate) struct NetnsSlot {
-    _proc: ProcEntry<Netns>,
-    _hooks: Registration<Netns>,
+pub(crate) struct NetnsSlot<'ns> {
+    _proc: ProcEntry<'ns, Netns>,
+    _hooks: Registration<'ns, Netns>,
 }
 
-impl PernetState for NetnsSlot {
+/// The module's per-namespace subsystem.
+pub(crate) struct GueNamespaces;
+
+impl PernetState for GueNamespaces {
+    type State<'ns> = NetnsSlot<'ns>;
+
     fn id() -> &'static PernetId {
         &NETNS_ID
     }
 
-    fn init(ns: &Namespace<'_>) -> Result<KBox<Self>> {
+    fn init<'ns>(ns: &Namespace<'ns>) -> Result<KBox<NetnsSlot<'ns>>> {
         let state = Arc::pin_init(Netns::new()?, GFP_KERNEL)?;
         let hooks = Registration::register(ns, state.clone())?;
         let proc = ProcEntry::create(ns, c_str!("ipvs_gue"), state)?;
-        Ok(KBox::new(Self { _proc: proc, _hooks: hooks }, GFP_KERNEL)?)
+        Ok(KBox::new(NetnsSlot { _proc: proc, _hooks: hooks }, GFP_KERNEL)?)
     }
 }

@@ -136,22 +136,12 @@ void ipvs_gue_skb_set_frag_max_size(struct sk_buff *skb, bool v6, u16 size)
 	*(v6 ? &IP6CB(skb)->frag_max_size : &IPCB(skb)->frag_max_size) = size;
 }
 
-unsigned int ipvs_gue_rt_flags(const struct dst_entry *dst)
-{
-	return dst_rtable(dst)->rt_flags;
-}
-
 bool ipvs_gue_dst_dev_is_loopback(const struct dst_entry *dst)
 {
 	return dst->dev && (dst->dev->flags & IFF_LOOPBACK);
 }
 
-__be32 ipvs_gue_rt_nexthop4(const struct dst_entry *dst)
+unsigned short ipvs_gue_dst_family(const struct dst_entry *dst)
 {
-	return rt_nexthop(dst_rtable(dst), 0);
-}
-
-const struct in6_addr *ipvs_gue_rt6_nexthop(const struct dst_entry *dst)
-{
-	return rt6_nexthop(dst_rt6_info(dst), &in6addr_any);
+	return dst->ops->family;
 }

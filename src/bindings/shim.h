@@ -36,9 +36,7 @@ struct sock *ipvs_gue_skb_sk(const struct sk_buff *skb);
 void ipvs_gue_skb_set_dev(struct sk_buff *skb, struct net_device *dev);
 u16 ipvs_gue_skb_frag_max_size(const struct sk_buff *skb, bool v6);
 void ipvs_gue_skb_set_frag_max_size(struct sk_buff *skb, bool v6, u16 size);
-unsigned int ipvs_gue_rt_flags(const struct dst_entry *dst);
 bool ipvs_gue_dst_dev_is_loopback(const struct dst_entry *dst);
-__be32 ipvs_gue_rt_nexthop4(const struct dst_entry *dst);
-const struct in6_addr *ipvs_gue_rt6_nexthop(const struct dst_entry *dst);
+unsigned short ipvs_gue_dst_family(const struct dst_entry *dst);
 
 #endif

@@ -22,9 +22,8 @@ pub const fn min_mtu(family: Family) -> u32 {
 
 /// Bytes added in front of the inner packet: outer IP header, UDP header and
 /// GUE header, plus the private-flags word and remote checksum option when
-/// remote checksum offload is configured. The kernel reserves the option
-/// space whenever remcsum is configured, even for packets that end up
-/// without it, so the advertised MTU does not flap per packet.
+/// `remcsum` (the option is added, as in the C path, only to packets with a
+/// checksum left to offload: `CHECKSUM_PARTIAL`).
 pub const fn encap_overhead(outer: Family, remcsum: bool) -> u32 {
     let ip = match outer {
         Family::V4 => Ipv4Header::LEN,
@@ -47,7 +46,7 @@ pub const fn inner_mtu(path_mtu: u32, outer: Family, remcsum: bool) -> Option<u3
 /// The MTU left for the inner packet on a tunnel whose path MTU is `path_mtu`, or `None` when
 /// the tunnel cannot be used. Like `__ip_vs_get_out_rt{,_v6}`, the floor is the *outer* family's
 /// minimum (68 for IPv4, 1280 for IPv6): an IPv6 packet inside IPv4 may well have less than
-/// 1280 bytes left, and is then answered with packet-too-big per packet, never refused outright.
+/// 1280 bytes left (see [`inner_limit`]), and is never refused outright.
 pub const fn tunnel_mtu(path_mtu: u32, outer: Family, remcsum: bool) -> Option<u32> {
     match inner_mtu(path_mtu, outer, remcsum) {
         Some(mtu) if mtu >= min_mtu(outer) => Some(mtu),

@@ -12,39 +12,74 @@ use kernel::sync::Arc;
 use kernel::types::Opaque;
 
 use crate::bindings as b;
-use crate::gue_core::addr::Family;
+use crate::gue_core::addr::{Family, InetAddr};
 use crate::net::pernet::Namespace;
+use crate::net::route::{self, RouteKind};
 use crate::net::skb::{OwnedSkb, SkBuff};
 use crate::net::Net;
 
-/// Proof that a hook took ownership of its packet; only [`HookSkb::steal`] makes one.
-pub(crate) struct Stolen(());
+/// What a hook decides for a packet. Only [`HookSkb::accept`] and [`HookSkb::steal`] make
+/// one, each consuming the packet, so a packet is either handed back or kept, never both.
+pub(crate) struct Verdict(VerdictKind);
 
-/// What a hook decides for a packet.
-pub(crate) enum Verdict {
+enum VerdictKind {
     /// Let the packet continue untouched (`NF_ACCEPT`).
     Accept,
     /// The hook owns the packet now (`NF_STOLEN`).
-    Stolen(Stolen),
+    Stolen,
 }
 
-/// The packet a hook is called with: borrowed from netfilter until the hook either returns
-/// [`Verdict::Accept`] or steals it. It can only be read until stolen.
+/// The packet a hook is called with: borrowed from netfilter until the hook either accepts
+/// it or steals it. It can only be read until stolen.
 ///
 /// # Invariants
 ///
-/// `skb` is the valid sk_buff netfilter passed to this hook call, owned by netfilter for `'a`.
+/// `skb` is the valid `family` sk_buff netfilter passed to this hook call, owned by netfilter
+/// for `'a`.
 pub(crate) struct HookSkb<'a> {
     skb: NonNull<b::sk_buff>,
+    family: Family,
     _borrow: PhantomData<&'a SkBuff>,
 }
 
 impl HookSkb<'_> {
-    /// Takes the packet over; the hook must then return [`Verdict::Stolen`].
-    pub(crate) fn steal(self) -> (OwnedSkb, Stolen) {
-        // SAFETY: netfilter hands the hook an sk_buff it may keep when it returns
-        // `NF_STOLEN`, which the `Stolen` token forces.
-        (unsafe { OwnedSkb::from_raw(self.skb) }, Stolen(()))
+    /// The packet's IP family.
+    pub(crate) fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Hands the packet back to netfilter untouched.
+    pub(crate) fn accept(self) -> Verdict {
+        Verdict(VerdictKind::Accept)
+    }
+
+    /// Takes the packet over: netfilter forgets it (`NF_STOLEN`).
+    pub(crate) fn steal(self) -> (OwnedSkb, Verdict) {
+        // SAFETY: netfilter lets a hook keep the sk_buff when it returns `NF_STOLEN`; the
+        // only `Verdict` left for this call is that one, since `self` is consumed.
+        (unsafe { OwnedSkb::from_raw(self.skb, self.family) }, Verdict(VerdictKind::Stolen))
+    }
+
+    /// The route IPVS attached, if any, for the call: referenced, or (as IPVS attaches it)
+    /// RCU-protected noref, valid inside `nf_hook`'s read-side section, which spans the call.
+    fn route(&self) -> Option<NonNull<b::dst_entry>> {
+        // SAFETY: the packet is valid for the hook call (type invariant).
+        NonNull::new(unsafe { b::skb_dst(self.skb.as_ptr()) })
+    }
+
+    /// The real server IPVS routed this packet to, when its route says so: an on-link
+    /// direct-routing destination (see [`route::known_next_hop`]).
+    pub(crate) fn known_next_hop(&self) -> Option<InetAddr> {
+        // SAFETY: the route is valid for the call (see `route`).
+        self.route().and_then(|dst| unsafe { route::known_next_hop(dst.as_ptr(), self.family) })
+    }
+
+    /// Whether the packet's route delivers it to this host: IPVS passes direct-routing
+    /// packets to a local real server on with `ipvs_property` set.
+    pub(crate) fn route_is_local(&self) -> bool {
+        // SAFETY: the route is valid for the call (see `route`).
+        self.route().and_then(|dst| unsafe { route::kind_of(dst.as_ptr(), self.family) })
+            == Some(RouteKind::Local)
     }
 }
 
@@ -59,7 +94,7 @@ impl core::ops::Deref for HookSkb<'_> {
 
 /// A per-namespace packet processor called at LOCAL_OUT for both IP families.
 pub(crate) trait LocalOutHook: Send + Sync {
-    fn local_out(&self, net: &Net, family: Family, skb: HookSkb<'_>) -> Verdict;
+    fn local_out(&self, net: &Net, skb: HookSkb<'_>) -> Verdict;
 }
 
 /// Runs `T::local_out` for a packet netfilter hands over.
@@ -79,11 +114,12 @@ unsafe extern "C" fn hook_trampoline<T: LocalOutHook, const V6: bool>(
     // in this function any more (see `Drop`); `state->net` is the namespace the hook runs in.
     let (hook, net) = unsafe { (&*priv_.cast::<T>(), Net::from_raw((*state).net)) };
     let family = if V6 { Family::V6 } else { Family::V4 };
-    // INVARIANT: netfilter passes a valid sk_buff that it owns for the duration of the call.
-    let skb = HookSkb { skb, _borrow: PhantomData };
-    match hook.local_out(net, family, skb) {
-        Verdict::Accept => b::NF_ACCEPT,
-        Verdict::Stolen(_) => b::NF_STOLEN,
+    // INVARIANT: netfilter passes a valid sk_buff of the hook's family that it owns for the
+    // duration of the call.
+    let skb = HookSkb { skb, family, _borrow: PhantomData };
+    match hook.local_out(net, skb).0 {
+        VerdictKind::Accept => b::NF_ACCEPT,
+        VerdictKind::Stolen => b::NF_STOLEN,
     }
 }
 
@@ -93,25 +129,25 @@ unsafe extern "C" fn hook_trampoline<T: LocalOutHook, const V6: bool>(
 /// # Invariants
 ///
 /// Both `ops` are registered in `net` until drop, with `priv_` pointing at `*data`; `net`
-/// outlives `self`, because a registration is only made from a [`Namespace`], whose state the
-/// pernet layer drops in the namespace's `exit`.
-pub(crate) struct Registration<T: LocalOutHook> {
+/// lives for `'ns`, which `self` cannot outlive.
+pub(crate) struct Registration<'ns, T: LocalOutHook> {
     ops: KBox<[Opaque<b::nf_hook_ops>; 2]>,
     /// The hook's state, kept alive while a CPU may run the hook.
     _data: Arc<T>,
     net: NonNull<b::net>,
+    _ns: PhantomData<&'ns Net>,
 }
 
 // SAFETY: the registered ops are only read by netfilter; unregistering may happen on any
 // thread; `data` is `Send + Sync`.
-unsafe impl<T: LocalOutHook> Send for Registration<T> {}
+unsafe impl<T: LocalOutHook> Send for Registration<'_, T> {}
 // SAFETY: `&Registration` only gives `&T`, and `T: Sync`.
-unsafe impl<T: LocalOutHook> Sync for Registration<T> {}
+unsafe impl<T: LocalOutHook> Sync for Registration<'_, T> {}
 
-impl<T: LocalOutHook> Registration<T> {
+impl<'ns, T: LocalOutHook> Registration<'ns, T> {
     /// Registers `data` at LOCAL_OUT for IPv4 and IPv6 in the namespace, after IPVS and every
     /// other hook there (last priority), so packets arrive as IPVS left them.
-    pub(crate) fn register(ns: &Namespace<'_>, data: Arc<T>) -> Result<Self> {
+    pub(crate) fn register(ns: &Namespace<'ns>, data: Arc<T>) -> Result<Self> {
         let priv_: *mut c_void = core::ptr::from_ref::<T>(&data).cast_mut().cast();
         let make = |pf: u32, priority: i32, hook: b::nf_hookfn| {
             let mut ops = b::nf_hook_ops::default();
@@ -143,13 +179,12 @@ impl<T: LocalOutHook> Registration<T> {
             }
             return Err(e);
         }
-        // INVARIANT: both hooks are registered with `priv_` = `data`; `ns` proves that `net`
-        // outlives the registration.
-        Ok(Self { ops, _data: data, net: NonNull::from(ns.net()).cast() })
+        // INVARIANT: both hooks are registered with `priv_` = `data`; `ns` lives for `'ns`.
+        Ok(Self { ops, _data: data, net: NonNull::from(ns.net()).cast(), _ns: PhantomData })
     }
 }
 
-impl<T: LocalOutHook> Drop for Registration<T> {
+impl<T: LocalOutHook> Drop for Registration<'_, T> {
     fn drop(&mut self) {
         for ops in self.ops.iter() {
             // SAFETY: both hooks are registered in `net` (type invariant).

@@ -5,6 +5,7 @@
 
 use core::ffi::{c_char, c_int, c_void};
 use core::fmt;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use kernel::error::{code::EINVAL, code::ENOMEM, code::EPERM, from_result, Result};
@@ -13,6 +14,7 @@ use kernel::sync::Arc;
 
 use crate::bindings as b;
 use crate::net::pernet::Namespace;
+use crate::net::Net;
 
 /// What a proc file shows and accepts.
 pub(crate) trait ProcFileHandler: Send + Sync {
@@ -75,24 +77,25 @@ unsafe extern "C" fn write<H: ProcFileHandler>(file: *mut b::file, buf: *mut c_c
 /// # Invariants
 ///
 /// The entry exists in `parent` (the namespace's `/proc/net`) with `handler` as its data until
-/// drop; the namespace outlives `self` (it was made from a [`Namespace`]).
-pub(crate) struct ProcEntry<H: ProcFileHandler> {
+/// drop; the namespace lives for `'ns`, which `self` cannot outlive.
+pub(crate) struct ProcEntry<'ns, H: ProcFileHandler> {
     parent: NonNull<b::proc_dir_entry>,
     name: &'static CStr,
     /// The callbacks' state, kept alive until the entry is gone.
     _handler: Arc<H>,
+    _ns: PhantomData<&'ns Net>,
 }
 
 // SAFETY: the entry is only touched by the proc core and by `drop`, from any thread; `H` is
 // `Send + Sync`.
-unsafe impl<H: ProcFileHandler> Send for ProcEntry<H> {}
+unsafe impl<H: ProcFileHandler> Send for ProcEntry<'_, H> {}
 // SAFETY: `&ProcEntry` gives no access to anything.
-unsafe impl<H: ProcFileHandler> Sync for ProcEntry<H> {}
+unsafe impl<H: ProcFileHandler> Sync for ProcEntry<'_, H> {}
 
-impl<H: ProcFileHandler> ProcEntry<H> {
+impl<'ns, H: ProcFileHandler> ProcEntry<'ns, H> {
     /// Creates `name` in the namespace's `/proc/net`, mode 0644: everyone reads, writes need
     /// `CAP_NET_ADMIN` over the namespace, checked on every write.
-    pub(crate) fn create(ns: &Namespace<'_>, name: &'static CStr, handler: Arc<H>) -> Result<Self> {
+    pub(crate) fn create(ns: &Namespace<'ns>, name: &'static CStr, handler: Arc<H>) -> Result<Self> {
         let parent = NonNull::new(ns.net().proc_dir()).ok_or(ENOMEM)?;
         let data: *mut c_void = core::ptr::from_ref::<H>(&handler).cast_mut().cast();
         // SAFETY: `parent` is the live namespace's /proc/net; the name is a static C string;
@@ -111,13 +114,12 @@ impl<H: ProcFileHandler> ProcEntry<H> {
         if pde.is_null() {
             return Err(ENOMEM);
         }
-        // INVARIANT: created just above with `handler` as data; `ns` proves the namespace
-        // outlives the entry.
-        Ok(Self { parent, name, _handler: handler })
+        // INVARIANT: created just above with `handler` as data; `ns` lives for `'ns`.
+        Ok(Self { parent, name, _handler: handler, _ns: PhantomData })
     }
 }
 
-impl<H: ProcFileHandler> Drop for ProcEntry<H> {
+impl<H: ProcFileHandler> Drop for ProcEntry<'_, H> {
     fn drop(&mut self) {
         // SAFETY: the entry exists (type invariant). Removal waits for running readers and
         // writers, so no callback uses the handler after this.

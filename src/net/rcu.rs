@@ -65,7 +65,9 @@ impl<T> RcuBox<T> {
     }
 
     /// Publishes `value` and frees the previous one once no reader can still see it.
-    /// Sleeps: process context only.
+    /// Sleeps: process context only, and never inside a read-side section of the caller's own
+    /// (the types cannot rule that out; `synchronize_rcu` then reports "Illegal
+    /// synchronize_rcu() in RCU read-side critical section" under lockdep, as in C).
     pub(crate) fn replace(&self, value: KBox<T>) {
         // INVARIANT: the new pointer comes from `KBox::into_raw`; the old one is freed below.
         let old = self.ptr.swap(KBox::into_raw(value), Ordering::AcqRel);

@@ -35,6 +35,85 @@ pub(crate) struct OutputRoute {
     multicast: bool,
 }
 
+/// Whether `dst` is a route of `family` (`dst->ops->family`).
+///
+/// # Safety
+///
+/// `dst` must be a valid route.
+unsafe fn is_of_family(dst: *const b::dst_entry, family: Family) -> bool {
+    let expected = match family {
+        Family::V4 => b::AF_INET,
+        Family::V6 => b::AF_INET6,
+    };
+    // SAFETY: `dst` is valid (caller); its ops are static.
+    u32::from(unsafe { b::ipvs_gue_dst_family(dst) }) == expected
+}
+
+/// Where `dst`, a route of a packet of `family`, delivers; `None` if it is not a route of
+/// that family.
+///
+/// # Safety
+///
+/// `dst` must be a valid route for the duration of the call.
+pub(crate) unsafe fn kind_of(dst: *const b::dst_entry, family: Family) -> Option<RouteKind> {
+    // SAFETY: `dst` is valid (caller).
+    if !unsafe { is_of_family(dst, family) } {
+        return None;
+    }
+    Some(match family {
+        Family::V4 => {
+            // SAFETY: an IPv4 route is the `dst` member (first) of a `struct rtable`.
+            let flags = unsafe { (*dst.cast::<b::rtable>()).rt_flags };
+            if flags & b::RTCF_LOCAL != 0 {
+                RouteKind::Local
+            } else if flags & (b::RTCF_BROADCAST | b::RTCF_MULTICAST) != 0 {
+                RouteKind::Broadcast
+            } else {
+                RouteKind::Unicast
+            }
+        }
+        // SAFETY: `dst` is valid (caller).
+        Family::V6 if unsafe { b::ipvs_gue_dst_dev_is_loopback(dst) } => RouteKind::Local,
+        Family::V6 => RouteKind::Unicast,
+    })
+}
+
+/// The destination an on-link route made with `FLOWI_FLAG_KNOWN_NH` (how IPVS routes direct
+/// routing) delivers to: for IPv4 an uncached route with `rt_gw4` set to the flow's
+/// destination and no gateway; for IPv6 an `RTF_CACHE` clone without `RTF_GATEWAY`, whose
+/// `rt6i_dst` is the destination. `None` for any other route (gateway routes, and cached IPv4
+/// routes, which a nexthop exception for the destination yields).
+///
+/// # Safety
+///
+/// `dst` must be a valid route for the duration of the call.
+pub(crate) unsafe fn known_next_hop(dst: *const b::dst_entry, family: Family) -> Option<InetAddr> {
+    // SAFETY: `dst` is valid (caller).
+    if !unsafe { is_of_family(dst, family) } {
+        return None;
+    }
+    match family {
+        Family::V4 => {
+            // SAFETY: an IPv4 route is the `dst` member (first) of a `struct rtable`.
+            let rt = unsafe { &*dst.cast::<b::rtable>() };
+            if rt.rt_uses_gateway != 0 || u32::from(rt.rt_gw_family) != b::AF_INET {
+                return None;
+            }
+            // SAFETY: `rt_gw_family == AF_INET` says the IPv4 member of the union is set.
+            Some(InetAddr::v4(unsafe { rt.__bindgen_anon_1.rt_gw4 }.to_ne_bytes()))
+        }
+        Family::V6 => {
+            // SAFETY: an IPv6 route is the `dst` member (first) of a `struct rt6_info`.
+            let rt = unsafe { &*dst.cast::<b::rt6_info>() };
+            if rt.rt6i_flags & (b::RTF_GATEWAY | b::RTF_CACHE) != b::RTF_CACHE {
+                return None;
+            }
+            // SAFETY: every bit pattern of the address union is valid bytes.
+            Some(InetAddr::v6(unsafe { rt.rt6i_dst.addr.in6_u.u6_addr8 }))
+        }
+    }
+}
+
 impl OutputRoute {
     /// Looks up the route to `daddr` in `net` as a UDP flow from this host would take it.
     pub(crate) fn lookup(net: &Net, daddr: &InetAddr) -> Result<Self> {
@@ -83,31 +162,24 @@ impl OutputRoute {
         })
     }
 
+    /// The route's family.
+    pub(crate) fn family(&self) -> Family {
+        self.family
+    }
+
     /// The source address for the outer header.
     pub(crate) fn source(&self) -> &InetAddr {
         &self.source
     }
 
     /// Where the route delivers (`RTCF_LOCAL`/`RTCF_BROADCAST`, or for IPv6 the loopback
-    /// device, as IPVS's `__ip_vs_is_local_route6` decides).
+    /// device, as IPVS's `__ip_vs_is_local_route6` decides, or a multicast destination).
     pub(crate) fn kind(&self) -> RouteKind {
-        match self.family {
-            Family::V4 => {
-                // SAFETY: `self.dst` is a valid referenced IPv4 route (type invariant).
-                let flags = unsafe { b::ipvs_gue_rt_flags(self.dst.as_ptr()) };
-                if flags & b::RTCF_LOCAL != 0 {
-                    RouteKind::Local
-                } else if flags & (b::RTCF_BROADCAST | b::RTCF_MULTICAST) != 0 {
-                    RouteKind::Broadcast
-                } else {
-                    RouteKind::Unicast
-                }
-            }
-            // SAFETY: `self.dst` is a valid referenced route (type invariant).
-            Family::V6 if unsafe { b::ipvs_gue_dst_dev_is_loopback(self.dst.as_ptr()) } => RouteKind::Local,
-            Family::V6 if self.multicast => RouteKind::Broadcast,
-            Family::V6 => RouteKind::Unicast,
+        if self.multicast {
+            return RouteKind::Broadcast;
         }
+        // SAFETY: `self.dst` is a valid referenced route of `self.family` (type invariant).
+        unsafe { kind_of(self.dst.as_ptr(), self.family) }.unwrap_or(RouteKind::Broadcast)
     }
 
     /// The route's path MTU (`dst_mtu`).

@@ -13,6 +13,7 @@ use kernel::types::Opaque;
 
 use crate::bindings as b;
 use crate::gue_core::addr::{Family, InetAddr};
+use crate::gue_core::headers::{Ipv4Header, Ipv6Header};
 use crate::net::route::{OutputRoute, RouteKind};
 use crate::net::Net;
 
@@ -223,20 +224,26 @@ impl SkBuff {
         unsafe { b::skb_inner_network_offset(self.as_raw()) }
     }
 
-    /// Sets the header offsets the stack reads; offsets are relative to `skb->data`.
-    pub(crate) fn set_header_offsets(&mut self, header: Header, offset: i32) {
+    /// Sets a header offset the stack reads, relative to `skb->data`; `None` (nothing set)
+    /// unless it lies in the buffer, between `skb->head` and the end of the linear part.
+    pub(crate) fn set_header_offsets(&mut self, header: Header, offset: i32) -> Option<()> {
+        let headroom = i32::try_from(self.headroom()).ok()?;
+        let headlen = i32::try_from(self.headlen()).ok()?;
+        if offset < -headroom || offset > headlen {
+            return None;
+        }
         let skb = self.as_raw();
         // SAFETY: `self` is a valid, exclusively borrowed sk_buff; the setters only store
-        // `data - head + offset` into the 16-bit header fields.
+        // `data - head + offset`, inside the buffer (checked above), into the header fields.
         unsafe {
             match header {
-                Header::Network => b::skb_set_network_header(skb, offset),
                 Header::Transport => b::skb_set_transport_header(skb, offset),
                 Header::InnerMac => b::skb_set_inner_mac_header(skb, offset),
                 Header::InnerNetwork => b::skb_set_inner_network_header(skb, offset),
                 Header::InnerTransport => b::skb_set_inner_transport_header(skb, offset),
             }
         }
+        Some(())
     }
 
     pub(crate) fn encapsulation(&self) -> bool {
@@ -274,48 +281,13 @@ impl SkBuff {
 
     /// The largest fragment a reassembled packet of `family` arrived in
     /// (`IPCB`/`IP6CB(skb)->frag_max_size`, set by netfilter defragmentation), 0 if none.
-    pub(crate) fn frag_max_size(&self, family: Family) -> u16 {
+    fn frag_max_size(&self, family: Family) -> u16 {
         // SAFETY: `self` is a valid sk_buff whose control block the IP layer of `family` owns.
         unsafe { b::ipvs_gue_skb_frag_max_size(self.as_raw(), family == Family::V6) }
     }
 
-    /// Resets `skb->cb`, where the inner packet's IP layer (`inner`) kept its per-packet state,
-    /// for the outer family's output path: only the largest received fragment size carries over,
-    /// so a reassembled packet leaves in fragments no larger than it came in (as the C path's
-    /// partial `memset` leaves it).
-    pub(crate) fn reset_control_block(&mut self, inner: Family, outer: Family) {
-        let frag_max_size = self.frag_max_size(inner);
-        // SAFETY: `self` is a valid, exclusively borrowed sk_buff; `cb` is plain bytes, and
-        // the output path of `outer` reads it as its `IPCB`/`IP6CB`.
-        unsafe {
-            (*self.as_raw()).cb = [0; 48];
-            b::ipvs_gue_skb_set_frag_max_size(self.as_raw(), outer == Family::V6, frag_max_size);
-        }
-    }
-
-    /// The next hop of the route the packet carries (`rt_nexthop`/`rt6_nexthop`), if it names
-    /// one: the gateway, or for an on-link destination routed with `FLOWI_FLAG_KNOWN_NH` (IPVS
-    /// direct routing) the destination IPVS chose.
-    pub(crate) fn route_next_hop(&self, family: Family) -> Option<InetAddr> {
-        // SAFETY: `self` is a valid sk_buff; its dst, if any, is referenced while it holds it.
-        let dst = unsafe { b::skb_dst(self.as_raw()) };
-        if dst.is_null() {
-            return None;
-        }
-        let hop = match family {
-            // SAFETY: an IPv4 packet's dst is an IPv4 route.
-            Family::V4 => InetAddr::v4(unsafe { b::ipvs_gue_rt_nexthop4(dst) }.to_ne_bytes()),
-            Family::V6 => {
-                // SAFETY: an IPv6 packet's dst is an IPv6 route; the result points into it
-                // or to the static `in6addr_any`.
-                InetAddr::v6(unsafe { (*b::ipvs_gue_rt6_nexthop(dst)).in6_u.u6_addr8 })
-            }
-        };
-        (!hop.octets().iter().all(|&byte| byte == 0)).then_some(hop)
-    }
-
     /// Attaches `route` as the packet's route, replacing the current one.
-    pub(crate) fn set_route(&mut self, route: OutputRoute) {
+    fn set_route(&mut self, route: OutputRoute) {
         let skb = self.as_raw();
         // SAFETY: `skb` is valid and exclusively borrowed; `skb_dst_set` takes over the
         // route's reference.
@@ -357,51 +329,11 @@ impl SkBuff {
             }
         }
     }
-
-    /// Sends an ICMP "fragmentation needed" with `mtu` back to the sender of this IPv4 packet,
-    /// from the address it was sent to (the virtual service), as the C path does: there the
-    /// packet still has its input route, which is local, so `icmp_send` answers from the
-    /// destination. Here IPVS has attached its direct-routing output route; put the local
-    /// route back first. (The packet is dropped afterwards.)
-    pub(crate) fn send_icmp_frag_needed(&mut self, net: &Net, mtu: u32) {
-        if let Some(ip) = self.read_bytes::<20>(0) {
-            let destination = InetAddr::v4([ip[16], ip[17], ip[18], ip[19]]);
-            if let Ok(route) = OutputRoute::lookup(net, &destination) {
-                if route.kind() == RouteKind::Local {
-                    self.set_route(route);
-                }
-            }
-        }
-        // SAFETY: `self` is a valid IPv4 sk_buff; `icmp_send` only reads it.
-        unsafe {
-            b::icmp_send(
-                self.as_raw(),
-                b::ICMP_DEST_UNREACH as i32,
-                b::ICMP_FRAG_NEEDED as i32,
-                mtu.to_be(),
-            )
-        }
-    }
-
-    /// Sends an ICMPv6 "packet too big" with `mtu` back to the sender of this IPv6 packet.
-    /// `icmpv6_send` ignores packets without a device; a locally sent one has none, so give it
-    /// the namespace's loopback device, as the C path does. (The packet is dropped afterwards.)
-    pub(crate) fn send_icmpv6_packet_too_big(&mut self, net: &Net, mtu: u32) {
-        // SAFETY: `self` is a valid, exclusively borrowed IPv6 sk_buff; the loopback device
-        // lives as long as the namespace; `icmpv6_send` only reads the packet.
-        unsafe {
-            if !b::ipvs_gue_skb_from_device(self.as_raw()) {
-                b::ipvs_gue_skb_set_dev(self.as_raw(), (*net.as_raw()).loopback_dev);
-            }
-            b::icmpv6_send(self.as_raw(), b::ICMPV6_PKT_TOOBIG as u8, 0, mtu)
-        }
-    }
 }
 
 /// Which header offset [`SkBuff::set_header_offsets`] sets.
 #[derive(Clone, Copy)]
 pub(crate) enum Header {
-    Network,
     Transport,
     InnerMac,
     InnerNetwork,
@@ -412,23 +344,109 @@ pub(crate) enum Header {
 ///
 /// # Invariants
 ///
-/// `self.0` is a valid `sk_buff` owned by this value.
-pub(crate) struct OwnedSkb(NonNull<b::sk_buff>);
+/// `self.skb` is a valid `sk_buff` of IP family `self.family` (its control block is that
+/// family's IP layer's), owned by this value.
+pub(crate) struct OwnedSkb {
+    skb: NonNull<b::sk_buff>,
+    family: Family,
+}
 
 impl OwnedSkb {
     /// Takes ownership of a raw `sk_buff`.
     ///
     /// # Safety
     ///
-    /// `ptr` must be a valid `sk_buff` whose ownership passes to the returned value.
-    pub(crate) unsafe fn from_raw(ptr: NonNull<b::sk_buff>) -> Self {
-        Self(ptr)
+    /// `ptr` must be a valid `family` `sk_buff` whose ownership passes to the returned value.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<b::sk_buff>, family: Family) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self { skb: ptr, family }
     }
 
     fn into_raw(self) -> *mut b::sk_buff {
-        let ptr = self.0.as_ptr();
+        let ptr = self.skb.as_ptr();
         core::mem::forget(self);
         ptr
+    }
+
+    /// The packet's IP family.
+    pub(crate) fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The largest fragment this packet arrived in, if netfilter reassembled it
+    /// (`IPCB`/`IP6CB(skb)->frag_max_size`), else 0.
+    pub(crate) fn largest_fragment(&self) -> u16 {
+        self.frag_max_size(self.family)
+    }
+
+    /// Resets `skb->cb`, where the inner packet's IP layer kept its per-packet state, for the
+    /// `outer` family's output path. The largest received fragment size carries over (as the
+    /// C path's partial `memset` leaves it), so a reassembled packet leaves in fragments no
+    /// larger than it came in; except from IPv4 into IPv6, where `ip6_fragment` would refuse
+    /// an outer packet whose inner fragments exceed its MTU, and where C writes nothing.
+    pub(crate) fn reset_control_block(&mut self, outer: Family) {
+        let carried = match (self.family, outer) {
+            (Family::V4, Family::V6) => 0,
+            (inner, _) => self.frag_max_size(inner),
+        };
+        let skb = self.skb.as_ptr();
+        // SAFETY: `skb` is valid and exclusively owned; `cb` is plain bytes, which the output
+        // path of `outer` reads as its `IPCB`/`IP6CB`.
+        unsafe {
+            (*skb).cb = [0; 48];
+            b::ipvs_gue_skb_set_frag_max_size(skb, outer == Family::V6, carried);
+        }
+    }
+
+    /// Answers the sender that this packet is too big for `mtu`: ICMP "fragmentation needed"
+    /// (IPv4) or ICMPv6 "packet too big". (The caller then drops the packet.)
+    pub(crate) fn send_packet_too_big(&mut self, net: &Net, mtu: u32) {
+        match self.family {
+            Family::V4 => self.send_icmp_frag_needed(net, mtu),
+            Family::V6 => self.send_icmpv6_packet_too_big(net, mtu),
+        }
+    }
+
+    /// Sends an ICMP "fragmentation needed" with `mtu` back to the sender of this IPv4 packet,
+    /// from the address it was sent to (the virtual service), as the C path does: there the
+    /// packet still has its input route, which is local, so `icmp_send` answers from the
+    /// destination. Here IPVS has attached its direct-routing output route; put the local
+    /// route back first. (The packet is dropped afterwards.)
+    fn send_icmp_frag_needed(&mut self, net: &Net, mtu: u32) {
+        if let Some(ip) = self.read_bytes::<20>(0) {
+            let destination = InetAddr::v4([ip[16], ip[17], ip[18], ip[19]]);
+            if let Ok(route) = OutputRoute::lookup(net, &destination) {
+                if route.kind() == RouteKind::Local {
+                    self.set_route(route);
+                }
+            }
+        }
+        // SAFETY: `self` is a valid IPv4 sk_buff (type invariant, called for `Family::V4`
+        // only) with a route; `icmp_send` only reads it.
+        unsafe {
+            b::icmp_send(
+                self.skb.as_ptr(),
+                b::ICMP_DEST_UNREACH as i32,
+                b::ICMP_FRAG_NEEDED as i32,
+                mtu.to_be(),
+            )
+        }
+    }
+
+    /// Sends an ICMPv6 "packet too big" with `mtu` back to the sender of this IPv6 packet.
+    /// `icmpv6_send` ignores packets without a device; a locally sent one has none, so give it
+    /// the namespace's loopback device, as the C path does. (The packet is dropped afterwards.)
+    fn send_icmpv6_packet_too_big(&mut self, net: &Net, mtu: u32) {
+        let skb = self.skb.as_ptr();
+        // SAFETY: `skb` is a valid, exclusively owned IPv6 sk_buff (type invariant, called for
+        // `Family::V6` only); the loopback device lives as long as the namespace;
+        // `icmpv6_send` only reads the packet.
+        unsafe {
+            if !b::ipvs_gue_skb_from_device(skb) {
+                b::ipvs_gue_skb_set_dev(skb, (*net.as_raw()).loopback_dev);
+            }
+            b::icmpv6_send(skb, b::ICMPV6_PKT_TOOBIG as u8, 0, mtu)
+        }
     }
 
     /// Returns this packet with at least `headroom` bytes of headroom and data not shared
@@ -442,22 +460,23 @@ impl OwnedSkb {
         }
         let headroom = u32::try_from(headroom).map_err(|_| ())?;
         // SAFETY: `self` is valid; `skb_realloc_headroom` does not consume it.
-        let copy = unsafe { b::ipvs_gue_skb_realloc_headroom(self.0.as_ptr(), headroom) };
+        let copy = unsafe { b::ipvs_gue_skb_realloc_headroom(self.skb.as_ptr(), headroom) };
         let copy = NonNull::new(copy).ok_or(())?;
         // SAFETY: `copy` is a new sk_buff we own; the original's socket is alive while the
         // original holds its write-memory charge, which we release only below.
         unsafe {
-            let sk = b::ipvs_gue_skb_sk(self.0.as_ptr());
+            let sk = b::ipvs_gue_skb_sk(self.skb.as_ptr());
             if !sk.is_null() {
                 b::skb_set_owner_w(copy.as_ptr(), sk);
             }
         }
+        let family = self.family;
         // The original is released as consumed, not dropped: its contents live on in `copy`.
         // SAFETY: we own `self` and nobody uses it after this.
         unsafe { b::consume_skb(self.into_raw()) };
-        // SAFETY: `skb_realloc_headroom` returned a new sk_buff that we now own.
+        // SAFETY: `skb_realloc_headroom` returned a new sk_buff of the same family, owned now.
         // INVARIANT: a fresh copy's data is private.
-        Ok(PrivateSkb(unsafe { Self::from_raw(copy) }))
+        Ok(PrivateSkb(unsafe { Self::from_raw(copy, family) }))
     }
 }
 
@@ -465,15 +484,15 @@ impl core::ops::Deref for OwnedSkb {
     type Target = SkBuff;
 
     fn deref(&self) -> &SkBuff {
-        // SAFETY: `self.0` is valid and owned by `self` (type invariant).
-        unsafe { SkBuff::from_raw(self.0.as_ptr()) }
+        // SAFETY: `self.skb` is valid and owned by `self` (type invariant).
+        unsafe { SkBuff::from_raw(self.skb.as_ptr()) }
     }
 }
 
 impl core::ops::DerefMut for OwnedSkb {
     fn deref_mut(&mut self) -> &mut SkBuff {
-        // SAFETY: `self.0` is valid and exclusively owned by `self` (type invariant).
-        unsafe { SkBuff::from_raw_mut(self.0.as_ptr()) }
+        // SAFETY: `self.skb` is valid and exclusively owned by `self` (type invariant).
+        unsafe { SkBuff::from_raw_mut(self.skb.as_ptr()) }
     }
 }
 
@@ -513,10 +532,10 @@ impl PrivateSkb {
     /// Pushes the IPv4 header `header` and makes it the network header; a packet that may be
     /// fragmented gets a fresh identification (`__ip_select_ident` over its segments), as
     /// `ip_select_ident` gives it; DF packets keep ID 0.
-    pub(crate) fn push_ipv4_header(&mut self, net: &Net, header: &crate::gue_core::headers::Ipv4Header) -> Option<()> {
-        let buf = self.push(crate::gue_core::headers::Ipv4Header::LEN)?;
+    pub(crate) fn push_ipv4_header(&mut self, net: &Net, header: &Ipv4Header) -> Option<()> {
+        let buf = self.push(Ipv4Header::LEN)?;
         header.encode(buf).ok()?;
-        self.set_header_offsets(Header::Network, 0);
+        self.reset_network_header();
         if !header.dont_fragment {
             let segs = i32::from(self.gso_segs());
             // SAFETY: a complete IPv4 header was just written at `skb->data`, in the private
@@ -526,19 +545,50 @@ impl PrivateSkb {
         Some(())
     }
 
-    /// Hands the packet to the IPv4 output path (`ip_local_out`) for the socket that sent it.
-    pub(crate) fn ip_local_out(self, net: &Net) -> i32 {
-        let skb = self.0.into_raw();
-        // SAFETY: `net` is live and the packet's ownership passes to the stack; `sk` is the
-        // packet's own socket (or null), alive while the packet holds it.
-        unsafe { b::ip_local_out(net.as_raw(), b::ipvs_gue_skb_sk(skb), skb) }
+    /// See [`OwnedSkb::reset_control_block`].
+    pub(crate) fn reset_control_block(&mut self, outer: Family) {
+        self.0.reset_control_block(outer);
     }
 
-    /// Hands the packet to the IPv6 output path (`ip6_local_out`) for the socket that sent it.
-    pub(crate) fn ip6_local_out(self, net: &Net) -> i32 {
+    /// Pushes the IPv6 header `header` and makes it the network header.
+    pub(crate) fn push_ipv6_header(&mut self, header: &Ipv6Header) -> Option<()> {
+        let buf = self.push(Ipv6Header::LEN)?;
+        header.encode(buf).ok()?;
+        self.reset_network_header();
+        Some(())
+    }
+
+    /// `skb_reset_network_header`: the network header starts at `skb->data`.
+    fn reset_network_header(&mut self) {
+        // SAFETY: `self` is a valid, exclusively owned sk_buff; offset 0 is `skb->data`.
+        unsafe { b::skb_set_network_header(self.as_raw(), 0) };
+    }
+
+    /// Sends the packet by `route` for the socket that sent it: `ip_local_out` or
+    /// `ip6_local_out` by the route's family. `Err` (the packet is dropped) unless its network
+    /// header, at `skb->data`, holds a whole header of that family, as the output path
+    /// rewrites its length fields.
+    pub(crate) fn send(mut self, net: &Net, route: OutputRoute) -> Result<(), ()> {
+        let family = route.family();
+        let header_len = match family {
+            Family::V4 => Ipv4Header::LEN,
+            Family::V6 => Ipv6Header::LEN,
+        };
+        if self.network_offset() != 0 || (self.headlen() as usize) < header_len {
+            return Err(());
+        }
+        self.set_route(route);
         let skb = self.0.into_raw();
-        // SAFETY: as `ip_local_out`.
-        unsafe { b::ip6_local_out(net.as_raw(), b::ipvs_gue_skb_sk(skb), skb) }
+        // SAFETY: `net` is live; the packet (ownership passes to the stack) carries a route of
+        // `family` and a header of that family at its network header (checked above); `sk` is
+        // the packet's own socket (or null), alive while the packet holds it.
+        unsafe {
+            match family {
+                Family::V4 => b::ip_local_out(net.as_raw(), b::ipvs_gue_skb_sk(skb), skb),
+                Family::V6 => b::ip6_local_out(net.as_raw(), b::ipvs_gue_skb_sk(skb), skb),
+            }
+        };
+        Ok(())
     }
 }
 
@@ -559,7 +609,7 @@ impl core::ops::DerefMut for PrivateSkb {
 impl Drop for OwnedSkb {
     fn drop(&mut self) {
         // A packet dropped on an error path: account it as a drop, like the C path's kfree_skb.
-        // SAFETY: `self.0` is valid and owned (type invariant); nobody uses it afterwards.
-        unsafe { b::kfree_skb(self.0.as_ptr()) }
+        // SAFETY: `self.skb` is valid and owned (type invariant); nobody uses it afterwards.
+        unsafe { b::kfree_skb(self.skb.as_ptr()) }
     }
 }
