@@ -2,11 +2,12 @@
 #   make               build ipvs_gue.ko (sets up the host and builds the guest kernel if needed)
 #   make demo          the headline story: bug build vs fixed build vs C path, 16 MiB uploads
 #   make test          unit tests, QEMU smoke test, e2e matrix; ends with "N passed, N failed"
+#   make test-debug    every suite on the debug kernel (KASAN, lockdep, kmemleak...), splats fail
 #   make test-upstream the harness against a kernel with the C fix reverted (test-only kernel)
 #   make bench         side-by-side throughput: Rust module vs C IPVS GUE vs plain DR
 # KDIR=<kernel build dir> builds the module against another configured CONFIG_RUST=y tree.
 
-.PHONY: all module module-bug setup kernel unit tools initramfs test smoke e2e test-upstream demo bench clean
+.PHONY: all module module-bug setup kernel unit tools initramfs test test-debug smoke e2e test-upstream demo bench clean
 
 all: module
 
@@ -30,6 +31,9 @@ tools:
 
 test:
 	@scripts/test
+
+test-debug:
+	@scripts/test --debug
 
 smoke:
 	@scripts/test --only smoke
