@@ -137,18 +137,24 @@ pub fn icmp_relay_key(family: Family, icmp: &[u8]) -> Option<FlowKey> {
 
 /// Walks IPv6 extension headers from `next_header`, over `headers` (the bytes after the fixed
 /// header): the upper-layer protocol and its offset in `headers`. `None` for a non-first
-/// fragment (no ports) or headers that run past `headers`.
+/// fragment (no ports), "no next header" (59, as `ipv6_find_hdr`), or headers that run past
+/// `headers`.
 pub fn ipv6_upper_layer(mut next_header: u8, headers: &[u8]) -> Option<(u8, usize)> {
     const HOP_BY_HOP: u8 = 0;
     const ROUTING: u8 = 43;
     const FRAGMENT: u8 = 44;
     const DESTINATION: u8 = 60;
+    const NO_NEXT_HEADER: u8 = 59;
     let mut offset = 0usize;
     // Bounded: each step advances by at least 8 bytes of a finite slice.
     // AH counts as an extension header, as in the kernel's `ipv6_find_hdr`, which IPVS uses.
     loop {
+        if next_header == NO_NEXT_HEADER {
+            return None;
+        }
         if !matches!(next_header, HOP_BY_HOP | ROUTING | FRAGMENT | DESTINATION | IPPROTO_AH) {
-            return Some((next_header, offset));
+            // The last extension header's length must lie within `headers` too.
+            return (offset <= headers.len()).then_some((next_header, offset));
         }
         let header = headers.get(offset..offset + 8)?;
         let len = match next_header {

@@ -99,6 +99,10 @@ fn ipv6_upper_layer_skips_extension_headers_and_stops_at_non_first_fragments() {
     assert_eq!(ipv6_upper_layer(44, &[17, 0, 0x05, 0x01, 0, 0, 0, 1]), None);
     assert_eq!(ipv6_upper_layer(51, &[6, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Some((6, 12)));
     assert_eq!(ipv6_upper_layer(0, &[6, 1, 0, 0]), None);
+    // Found by fuzzing: a last extension header longer than the bytes there, and no next header.
+    assert_eq!(ipv6_upper_layer(60, &[6, 255, 0, 0, 0, 0, 0, 0]), None);
+    assert_eq!(ipv6_upper_layer(59, &[0; 8]), None);
+    assert_eq!(ipv6_upper_layer(0, &[59, 0, 0, 0, 0, 0, 0, 0]), None);
 }
 
 #[test]
