@@ -1,7 +1,7 @@
 //! Hand-rolled command line helpers: option iteration and value parsers.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// A usage error; reported to stderr and mapped to exit status 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,21 @@ pub fn parse_addr(opt: &str, s: &str) -> Result<SocketAddr> {
             "{opt}: invalid address '{s}' (expected IPV4:PORT or [IPV6]:PORT, numeric only)"
         ))
     })
+}
+
+/// Parses an address with an optional port: `1.2.3.4`, `1.2.3.4:80`,
+/// `fd00::1`, `[fd00::1]:80` (no port: 0). Numeric only, like [`parse_addr`].
+pub fn parse_endpoint(opt: &str, s: &str) -> Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, 0)),
+        Err(_) => err(format!(
+            "{opt}: invalid address '{s}' (expected IPV4[:PORT], IPV6 or [IPV6]:PORT, numeric only)"
+        )),
+    }
 }
 
 pub fn parse_u64(opt: &str, s: &str) -> Result<u64> {
@@ -230,6 +245,14 @@ mod tests {
         assert!(parse_addr("--connect", "[fd00::1]:80").is_ok());
         assert!(parse_addr("--connect", "fd00::1:80").is_err());
         assert!(parse_addr("--connect", "localhost:80").is_err());
+        let ep = |s: &str| parse_endpoint("--to", s);
+        assert_eq!(ep("10.1.0.1").unwrap(), "10.1.0.1:0".parse().unwrap());
+        assert_eq!(ep("10.1.0.1:500").unwrap(), "10.1.0.1:500".parse().unwrap());
+        assert_eq!(ep("fd10::10").unwrap(), "[fd10::10]:0".parse().unwrap());
+        assert_eq!(ep("[fd10::10]").unwrap(), "[fd10::10]:0".parse().unwrap());
+        assert_eq!(ep("[fd10::10]:9").unwrap(), "[fd10::10]:9".parse().unwrap());
+        assert!(ep("host").is_err());
+        assert!(ep("10.1.0.1:x").is_err());
     }
 
     #[test]

@@ -343,7 +343,8 @@ pub fn packet_json(n: u64, dir: &str, p: &Packet) -> String {
                 s,
                 concat!(
                     "\"inner\":{{\"kind\":\"ip\",\"version\":{},\"protocol\":{},\"src\":\"{}\",\"dst\":\"{}\",",
-                    "\"total_length\":{},\"length_ok\":{},\"ttl\":{},\"sport\":{},\"dport\":{}}},"
+                    "\"total_length\":{},\"length_ok\":{},\"ttl\":{},\"sport\":{},\"dport\":{},",
+                    "\"dsfield\":{},\"dscp\":{},\"ecn\":{},\"options\":\"{}\",\"ext_headers\":{:?},\"upper_protocol\":{}}},"
                 ),
                 i.version,
                 i.protocol,
@@ -353,7 +354,13 @@ pub fn packet_json(n: u64, dir: &str, p: &Packet) -> String {
                 i.length_ok,
                 i.ttl,
                 opt_num(i.ports.map(|p| p.0)),
-                opt_num(i.ports.map(|p| p.1))
+                opt_num(i.ports.map(|p| p.1)),
+                i.dsfield,
+                i.dsfield >> 2,
+                i.dsfield & 3,
+                crate::proto::hex(&i.options),
+                i.ext_headers,
+                i.upper_protocol
             );
         }
         InnerKind::Control => s.push_str("\"inner\":{\"kind\":\"control\"},"),
@@ -590,6 +597,10 @@ mod tests {
         assert_eq!(v["gue"]["remcsum"]["csum_start"], 20);
         assert_eq!(v["gue"]["remcsum"]["csum_offset"], 16);
         assert_eq!(v["inner"]["dport"], 8080);
+        assert_eq!(v["inner"]["dsfield"], 0);
+        assert_eq!(v["inner"]["options"], "");
+        assert_eq!(v["inner"]["ext_headers"], serde_json::json!([]));
+        assert_eq!(v["inner"]["upper_protocol"], 6);
         assert_eq!(v["layout"], p.layout());
         let e: serde_json::Value =
             serde_json::from_str(&error_json(1, "in", 9, "x \"y\"")).unwrap();

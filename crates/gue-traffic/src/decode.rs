@@ -145,6 +145,47 @@ pub struct Inner {
     pub ports: Option<(u16, u16)>,
     /// The inner IP length equals the bytes after the GUE header.
     pub length_ok: bool,
+    /// IPv4 TOS / IPv6 traffic class (DSCP << 2 | ECN).
+    pub dsfield: u8,
+    /// IPv4: the option bytes (IHL > 5). IPv6: the extension headers between the fixed header
+    /// and the upper layer (hop-by-hop, routing, destination options, fragment), as sent.
+    pub options: Vec<u8>,
+    /// IPv6: the extension header types in order (empty for IPv4).
+    pub ext_headers: Vec<u8>,
+    /// The upper-layer protocol after any IPv6 extension headers (IPv4: `protocol`).
+    pub upper_protocol: u8,
+}
+
+/// IPv6 extension headers walked to find the upper layer (the ones with the generic
+/// next-header/length layout, and the fixed-size fragment header).
+const IPV6_EXT_HOP: u8 = 0;
+const IPV6_EXT_ROUTING: u8 = 43;
+const IPV6_EXT_FRAGMENT: u8 = 44;
+const IPV6_EXT_DSTOPTS: u8 = 60;
+
+/// Walks the extension headers after a fixed IPv6 header: (types, bytes they span, upper
+/// protocol, the upper layer is at offset 0 of a first fragment or unfragmented packet).
+/// None if a header is truncated.
+fn ipv6_ext_chain(after: &[u8], first: u8) -> Option<(Vec<u8>, usize, u8, bool)> {
+    let (mut nh, mut off, mut types, mut first_frag) = (first, 0usize, Vec::new(), true);
+    while matches!(
+        nh,
+        IPV6_EXT_HOP | IPV6_EXT_ROUTING | IPV6_EXT_DSTOPTS | IPV6_EXT_FRAGMENT
+    ) && types.len() < 16
+    {
+        let h = after.get(off..off + 8)?;
+        types.push(nh);
+        let len = if nh == IPV6_EXT_FRAGMENT {
+            first_frag = u16::from_be_bytes([h[2], h[3]]) & 0xfff8 == 0;
+            8
+        } else {
+            (usize::from(h[1]) + 1) * 8
+        };
+        after.get(off..off + len)?;
+        nh = h[0];
+        off += len;
+    }
+    Some((types, off, nh, first_frag))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -604,6 +645,10 @@ fn decode_inner(b: &[u8], proto: u8) -> Result<Inner, DecodeError> {
             total_length: u32::from(total),
             ttl: b[8],
             ports,
+            dsfield: b[1],
+            options: b[20..hl].to_vec(),
+            ext_headers: Vec::new(),
+            upper_protocol: protocol,
         })
     } else {
         if b.len() < 40 {
@@ -618,8 +663,16 @@ fn decode_inner(b: &[u8], proto: u8) -> Result<Inner, DecodeError> {
             IpAddr::V6(Ipv6Addr::from(a))
         };
         let protocol = b[6];
-        let ports = ports(&b[40..], protocol);
-        if ports.is_none() && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) {
+        let Some((ext_headers, ext_len, upper, first_frag)) = ipv6_ext_chain(&b[40..], protocol)
+        else {
+            return fail(true, "truncated inner IPv6 extension header");
+        };
+        let ports = if first_frag {
+            ports(&b[40 + ext_len..], upper)
+        } else {
+            None
+        };
+        if ports.is_none() && first_frag && (upper == IPPROTO_TCP || upper == IPPROTO_UDP) {
             return fail(true, "truncated inner L4 header");
         }
         let total = 40 + usize::from(be16(b, 4).unwrap_or(0));
@@ -641,6 +694,10 @@ fn decode_inner(b: &[u8], proto: u8) -> Result<Inner, DecodeError> {
             total_length: total as u32,
             ttl: b[7],
             ports,
+            dsfield: (b[0] << 4) | (b[1] >> 4),
+            options: b[40..40 + ext_len].to_vec(),
+            ext_headers,
+            upper_protocol: upper,
         })
     }
 }
@@ -1015,6 +1072,80 @@ pub mod tests {
         let mut pl = gue_hdr(IPPROTO_IPIP, None);
         pl.extend(&inner);
         assert!(decode(&frame_v4(&pl, false), PORT, Meta::default()).is_err());
+    }
+
+    #[test]
+    fn inner_fields_options_and_extension_headers() {
+        // IPv4 inner with TOS 0xb9 and a NOP + record-route option (3 slots, one filled).
+        let mut v4 = inner_v4_tcp(10);
+        v4[1] = 0xb9;
+        let opts = [1u8, 7, 15, 8, 10, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        v4.splice(20..20, opts);
+        v4[0] = 0x45 + 4;
+        let total = v4.len() as u16;
+        v4[2..4].copy_from_slice(&total.to_be_bytes());
+        let mut pl = gue_hdr(IPPROTO_IPIP, None);
+        pl.extend(&v4);
+        let p = dec(&frame_v4(&pl, false));
+        let InnerKind::Ip(i) = &p.inner else { panic!() };
+        assert_eq!((i.dsfield, i.ports), (0xb9, Some((40000, 8080))));
+        assert_eq!(i.options, opts);
+        assert_eq!(i.upper_protocol, IPPROTO_TCP);
+        assert!(i.ext_headers.is_empty());
+        // IPv6 inner (tc 0x2f) with hop-by-hop and destination options before UDP.
+        let ext = [
+            60u8,
+            0,
+            0x1e,
+            4,
+            1,
+            2,
+            3,
+            4,
+            IPPROTO_UDP,
+            0,
+            0x1e,
+            4,
+            5,
+            6,
+            7,
+            8,
+        ];
+        let udp = [0x9c, 0x41, 0x1f, 0x91, 0, 12, 0, 0, 0xaa, 0xbb, 0xcc, 0xdd];
+        let plen = (ext.len() + udp.len()) as u16;
+        let mut v6 = vec![0x62, 0xf0, 0, 0];
+        v6.extend_from_slice(&plen.to_be_bytes());
+        v6.extend_from_slice(&[IPV6_EXT_HOP, 64]);
+        v6.extend([0u8; 32]);
+        v6.extend_from_slice(&ext);
+        v6.extend_from_slice(&udp);
+        let mut pl = gue_hdr(IPPROTO_IPV6, None);
+        pl.extend(&v6);
+        let p = dec(&frame_v4(&pl, false));
+        let InnerKind::Ip(i) = &p.inner else { panic!() };
+        assert_eq!(i.dsfield, 0x2f);
+        assert_eq!(i.ext_headers, vec![IPV6_EXT_HOP, IPV6_EXT_DSTOPTS]);
+        assert_eq!(i.options, ext);
+        assert_eq!(
+            (i.upper_protocol, i.ports),
+            (IPPROTO_UDP, Some((40001, 8081)))
+        );
+        assert!(
+            p.layout().ends_with("| inner=ipv6/proto=0"),
+            "{}",
+            p.layout()
+        );
+        // A chain cut inside an extension header is an error, not a panic.
+        let mut cut = gue_hdr(IPPROTO_IPV6, None);
+        let mut short = v6[..40 + 12].to_vec();
+        short[4..6].copy_from_slice(&12u16.to_be_bytes());
+        cut.extend(&short);
+        assert!(decode(&frame_v4(&cut, false), PORT, Meta::default()).is_err());
+        // A non-first fragment has no ports to report.
+        assert_eq!(
+            ipv6_ext_chain(&[IPPROTO_UDP, 0, 0x05, 0x01, 0, 0, 0, 1], IPV6_EXT_FRAGMENT),
+            Some((vec![IPV6_EXT_FRAGMENT], 8, IPPROTO_UDP, false))
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 pub struct RunOpts {
     pub connect: SocketAddr,
+    /// Local address (port 0: any) every connection is made from.
+    pub bind: Option<SocketAddr>,
     pub sizes: Vec<u64>,
     pub requests: u64,
     pub connections: u64,
@@ -96,8 +98,11 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 fn connect(o: &RunOpts) -> Result<TcpStream, Fail> {
-    let s = TcpStream::connect_timeout(&o.connect, o.connect_timeout)
-        .map_err(|e| Fail::io(e, &format!("connect to {}", o.connect)))?;
+    let s = match &o.bind {
+        None => TcpStream::connect_timeout(&o.connect, o.connect_timeout),
+        Some(from) => crate::sock::tcp_connect_from(from, &o.connect, o.connect_timeout),
+    }
+    .map_err(|e| Fail::io(e, &format!("connect to {}", o.connect)))?;
     s.set_read_timeout(Some(o.timeout))
         .and_then(|_| s.set_write_timeout(Some(o.timeout)))
         .and_then(|_| s.set_nodelay(true))

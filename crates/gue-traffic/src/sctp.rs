@@ -1,0 +1,638 @@
+//! `gue-traffic sctp-serve` / `gue-traffic sctp-run`: the `serve` / `run`
+//! request protocol (8-byte length + body, reply "<len> <sha256hex>\n") over
+//! one-to-one SCTP sockets (SOCK_STREAM, IPPROTO_SCTP), one stream.
+
+use crate::args::{err, parse_addr, parse_endpoint, parse_opts, parse_sizes, parse_u64, Item};
+use crate::proto::{hex, parse_reply, payload_digest, request_seed, Payload, MAX_REPLY};
+use crate::run::json_str;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+pub const USAGE: &str = "\
+  gue-traffic sctp-serve --listen ADDR:PORT [--idle-timeout-ms MS]
+  gue-traffic sctp-run --connect ADDR:PORT --sizes SIZE[,SIZE...] [--requests N]
+                  [--bind ADDR] [--timeout-ms T] [--seed S] [--json PATH|-]
+sctp-serve / sctp-run: the serve/run protocol over SCTP (one-to-one
+       sockets, needs kernel SCTP). The server binds ADDR only (so the
+       association has that one address) and prints \"listening on ADDR\"
+       to stderr. The client sends REQUESTS (default 1) requests per SIZE
+       over one association (reconnecting after a failure), bodies written
+       in 16 KiB messages, and checks every digest. --timeout-ms (default
+       10000) bounds the connect and each read/write. JSON per size
+       {requests, ok, mismatches, errors, p50_ms, max_ms, first_error};
+       exit 0 if all requests ok, 1 otherwise.
+";
+
+/// Largest message written at once (well under any socket buffer).
+const MSG: usize = 16 * 1024;
+
+fn os_err(what: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    let hint = match e.raw_os_error() {
+        Some(libc::EPROTONOSUPPORT) | Some(libc::ESOCKTNOSUPPORT) => " (no SCTP in this kernel)",
+        _ => "",
+    };
+    io::Error::new(e.kind(), format!("{what}: {e}{hint}"))
+}
+
+/// An SCTP one-to-one socket of the family of `addr`, bound to it.
+pub fn sctp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    let dom = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain syscall.
+    let raw = unsafe {
+        libc::socket(
+            dom,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_SCTP,
+        )
+    };
+    if raw < 0 {
+        return Err(os_err("SCTP socket"));
+    }
+    // SAFETY: raw is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let one: libc::c_int = 1;
+    let set = |level, name| {
+        // SAFETY: one is a live c_int.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_REUSEADDR);
+    if addr.is_ipv6() && set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) != 0 {
+        return Err(os_err("IPV6_V6ONLY"));
+    }
+    let (ss, len) = crate::sock::sockaddr(addr);
+    // SAFETY: ss holds a valid sockaddr of length len.
+    if unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    } != 0
+    {
+        return Err(os_err(&format!("bind {addr}")));
+    }
+    Ok(fd)
+}
+
+fn nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let f = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if f < 0 {
+            return Err(os_err("F_GETFL"));
+        }
+        let f = if on {
+            f | libc::O_NONBLOCK
+        } else {
+            f & !libc::O_NONBLOCK
+        };
+        if libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, f) < 0 {
+            return Err(os_err("F_SETFL"));
+        }
+    }
+    Ok(())
+}
+
+/// Connects an SCTP association from `from` (port 0: any) to `to` within `timeout`.
+pub fn connect(from: &SocketAddr, to: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let fd = sctp_socket(from)?;
+    nonblocking(&fd, true)?;
+    let (ss, len) = crate::sock::sockaddr(to);
+    // SAFETY: ss holds a valid sockaddr of length len.
+    let r = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(io::Error::new(e.kind(), format!("connect {to}: {e}")));
+        }
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    ErrorKind::TimedOut,
+                    format!("connect {to}: timed out"),
+                ));
+            }
+            // SAFETY: one valid pollfd.
+            let n = unsafe {
+                libc::poll(
+                    &mut pfd,
+                    1,
+                    left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int,
+                )
+            };
+            if n > 0 {
+                break;
+            }
+            if n < 0 && io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+                return Err(os_err("poll"));
+            }
+        }
+        let mut soerr: libc::c_int = 0;
+        let mut slen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: soerr valid for writes of slen bytes.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut soerr as *mut libc::c_int).cast(),
+                &mut slen,
+            )
+        };
+        if r != 0 {
+            return Err(os_err("SO_ERROR"));
+        }
+        if soerr != 0 {
+            let e = io::Error::from_raw_os_error(soerr);
+            return Err(io::Error::new(e.kind(), format!("connect {to}: {e}")));
+        }
+    }
+    nonblocking(&fd, false)?;
+    Ok(TcpStream::from(fd))
+}
+
+fn json_path(v: String) -> crate::args::Result<Option<String>> {
+    if v.is_empty() {
+        return err("--json: empty path");
+    }
+    Ok(Some(v))
+}
+
+fn ms(opt: &str, v: &str) -> crate::args::Result<Duration> {
+    let n = parse_u64(opt, v)?;
+    if n == 0 {
+        return err(format!("{opt}: must be > 0"));
+    }
+    Ok(Duration::from_millis(n))
+}
+
+// ---- server --------------------------------------------------------------------------------
+
+pub struct ServeOpts {
+    pub listen: SocketAddr,
+    pub idle_timeout: Duration,
+}
+
+pub fn serve_opts(a: &[String]) -> crate::args::Result<ServeOpts> {
+    let items = parse_opts(a, |n| {
+        matches!(n, "listen" | "idle-timeout-ms").then_some(true)
+    })?;
+    let mut listen = None;
+    let mut idle_timeout = Duration::from_millis(30_000);
+    for Item::Opt(name, v) in items {
+        let v = v.unwrap_or_default();
+        match name.as_str() {
+            "listen" => listen = Some(parse_addr("--listen", &v)?),
+            "idle-timeout-ms" => idle_timeout = ms("--idle-timeout-ms", &v)?,
+            _ => unreachable!(),
+        }
+    }
+    let Some(listen) = listen else {
+        return err("sctp-serve: --listen is required");
+    };
+    Ok(ServeOpts {
+        listen,
+        idle_timeout,
+    })
+}
+
+/// Serves requests until the peer closes between requests; returns how many.
+pub fn serve_conn<S: Read + Write>(s: &mut S) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut served = 0u64;
+    loop {
+        let mut hdr = [0u8; 8];
+        let mut got = 0;
+        while got < 8 {
+            match s.read(&mut hdr[got..]) {
+                Ok(0) if got == 0 => return Ok(served),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!("request {served}: EOF in header"),
+                    ))
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("request {served}: header: {e}"),
+                    ))
+                }
+            }
+        }
+        let len = u64::from_be_bytes(hdr);
+        let mut h = Sha256::new();
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            match s.read(&mut buf[..want]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!("request {served}: EOF after {} of {len} bytes", len - left),
+                    ))
+                }
+                Ok(n) => {
+                    h.update(&buf[..n]);
+                    left -= n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("request {served}: body: {e}"),
+                    ))
+                }
+            }
+        }
+        s.write_all(format!("{len} {}\n", hex(&h.finalize())).as_bytes())?;
+        served += 1;
+    }
+}
+
+pub fn serve(o: &ServeOpts) -> i32 {
+    let fd = match sctp_socket(&o.listen) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gue-traffic sctp-serve: {e}");
+            return 1;
+        }
+    };
+    // SAFETY: listen on a bound socket we own.
+    if unsafe { libc::listen(fd.as_raw_fd(), 64) } != 0 {
+        eprintln!("gue-traffic sctp-serve: {}", os_err("listen"));
+        return 1;
+    }
+    eprintln!("listening on {}", o.listen);
+    loop {
+        // SAFETY: accept on a listening socket; no address wanted.
+        let c = unsafe {
+            libc::accept4(
+                fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if c < 0 {
+            eprintln!("gue-traffic sctp-serve: {}", os_err("accept"));
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        // SAFETY: c is a fresh descriptor we own.
+        let mut s = TcpStream::from(unsafe { OwnedFd::from_raw_fd(c) });
+        let idle = o.idle_timeout;
+        let spawned = std::thread::Builder::new()
+            .name("sctp".into())
+            .spawn(move || {
+                let _ = s
+                    .set_read_timeout(Some(idle))
+                    .and_then(|_| s.set_write_timeout(Some(idle)));
+                if let Err(e) = serve_conn(&mut s) {
+                    eprintln!("gue-traffic sctp-serve: {e}");
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("gue-traffic sctp-serve: cannot spawn thread: {e}");
+        }
+    }
+}
+
+// ---- client --------------------------------------------------------------------------------
+
+pub struct RunOpts {
+    pub connect: SocketAddr,
+    pub bind: Option<IpAddr>,
+    pub sizes: Vec<u64>,
+    pub requests: u64,
+    pub timeout: Duration,
+    pub seed: u64,
+    pub json: Option<String>,
+}
+
+pub fn run_opts(a: &[String]) -> crate::args::Result<RunOpts> {
+    let items = parse_opts(a, |n| {
+        matches!(
+            n,
+            "connect" | "sizes" | "requests" | "bind" | "timeout-ms" | "seed" | "json"
+        )
+        .then_some(true)
+    })?;
+    let (mut connect, mut sizes, mut bind) = (None, None, None);
+    let (mut requests, mut timeout, mut seed, mut json) =
+        (1, Duration::from_millis(10_000), 1, None);
+    for Item::Opt(name, v) in items {
+        let v = v.unwrap_or_default();
+        match name.as_str() {
+            "connect" => connect = Some(parse_addr("--connect", &v)?),
+            "sizes" => sizes = Some(parse_sizes(&v)?),
+            "requests" => requests = parse_u64("--requests", &v)?,
+            "bind" => bind = Some(parse_endpoint("--bind", &v)?.ip()),
+            "timeout-ms" => timeout = ms("--timeout-ms", &v)?,
+            "seed" => seed = parse_u64("--seed", &v)?,
+            "json" => json = json_path(v)?,
+            _ => unreachable!(),
+        }
+    }
+    let Some(connect) = connect else {
+        return err("sctp-run: --connect is required");
+    };
+    if connect.port() == 0 {
+        return err("--connect: port must not be 0");
+    }
+    let Some(sizes) = sizes else {
+        return err("sctp-run: --sizes is required");
+    };
+    if requests == 0 {
+        return err("--requests: must be > 0");
+    }
+    if bind.is_some_and(|b: IpAddr| b.is_ipv4() != connect.is_ipv4()) {
+        return err("--bind: must be of the family of --connect");
+    }
+    Ok(RunOpts {
+        connect,
+        bind,
+        sizes,
+        requests,
+        timeout,
+        seed,
+        json,
+    })
+}
+
+/// One request over `s`; Ok(elapsed) if the reply names our length and digest.
+fn one_request(
+    s: &mut TcpStream,
+    size: u64,
+    seed: u64,
+    buf: &mut [u8],
+) -> Result<Duration, (bool, String)> {
+    let t0 = Instant::now();
+    let io = |e: io::Error, what: &str| (false, format!("{what}: {e}"));
+    s.write_all(&size.to_be_bytes())
+        .map_err(|e| io(e, "write header"))?;
+    let mut p = Payload::new(seed);
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(MSG as u64) as usize;
+        p.fill(&mut buf[..n]);
+        s.write_all(&buf[..n]).map_err(|e| io(e, "write body"))?;
+        left -= n as u64;
+    }
+    let mut line = Vec::with_capacity(MAX_REPLY);
+    let mut b = [0u8; 1];
+    while line.last() != Some(&b'\n') {
+        if line.len() >= MAX_REPLY {
+            return Err((true, "reply line too long".into()));
+        }
+        match s.read(&mut b) {
+            Ok(0) => {
+                return Err((
+                    false,
+                    format!("closed before the reply ({} bytes)", line.len()),
+                ))
+            }
+            Ok(_) => line.push(b[0]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e, "read reply")),
+        }
+    }
+    let elapsed = t0.elapsed();
+    let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+    let want = payload_digest(seed, size, buf);
+    match parse_reply(&text) {
+        Some((len, d)) if len == size && d == want => Ok(elapsed),
+        _ => Err((
+            true,
+            format!("reply '{text}' does not match {size} bytes / {want}"),
+        )),
+    }
+}
+
+pub fn run(o: &RunOpts) -> i32 {
+    let from = SocketAddr::new(
+        o.bind.unwrap_or(if o.connect.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        }),
+        0,
+    );
+    let mut buf = vec![0u8; MSG.max(64 * 1024)];
+    let mut conn: Option<TcpStream> = None;
+    let mut out = format!(
+        "{{\"connect\":{},\"sizes\":[",
+        json_str(&o.connect.to_string())
+    );
+    let mut all_ok = true;
+    for (si, &size) in o.sizes.iter().enumerate() {
+        let (mut ok, mut mism, mut errs) = (0u64, 0u64, 0u64);
+        let mut first: Option<String> = None;
+        let mut times = Vec::new();
+        for i in 0..o.requests {
+            if conn.is_none() {
+                match connect(&from, &o.connect, o.timeout).and_then(|s| {
+                    s.set_read_timeout(Some(o.timeout))?;
+                    s.set_write_timeout(Some(o.timeout))?;
+                    Ok(s)
+                }) {
+                    Ok(s) => conn = Some(s),
+                    Err(e) => {
+                        errs += 1;
+                        first.get_or_insert(e.to_string());
+                        continue;
+                    }
+                }
+            }
+            let s = conn.as_mut().expect("connected");
+            match one_request(s, size, request_seed(o.seed, size, i), &mut buf) {
+                Ok(t) => {
+                    ok += 1;
+                    times.push(t.as_secs_f64() * 1e3);
+                }
+                Err((mismatch, e)) => {
+                    if mismatch {
+                        mism += 1;
+                    } else {
+                        errs += 1;
+                    }
+                    first.get_or_insert(format!("request {i}: {e}"));
+                    conn = None;
+                }
+            }
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+        let f = |v: Option<f64>| {
+            v.map(|v| format!("{v:.3}"))
+                .unwrap_or_else(|| "null".into())
+        };
+        eprintln!(
+            "sctp-run {}: {size} B x{}: {ok} ok, {mism} mismatched, {errs} errors{}",
+            o.connect,
+            o.requests,
+            first
+                .as_deref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
+        );
+        let _ = write!(
+            out,
+            "{}{{\"payload_bytes\":{size},\"requests\":{},\"ok\":{ok},\"mismatches\":{mism},\"errors\":{errs},\"p50_ms\":{},\"max_ms\":{},\"first_error\":{}}}",
+            if si > 0 { "," } else { "" },
+            o.requests,
+            f(crate::run::percentile(&times, 50.0)),
+            f(times.last().copied()),
+            first.as_deref().map(json_str).unwrap_or_else(|| "null".into())
+        );
+        all_ok &= ok == o.requests;
+    }
+    let _ = writeln!(out, "],\"passed\":{all_ok}}}");
+    let written = match o.json.as_deref() {
+        None | Some("-") => {
+            let mut so = io::stdout().lock();
+            so.write_all(out.as_bytes()).and_then(|_| so.flush())
+        }
+        Some(p) => std::fs::write(p, out.as_bytes()),
+    };
+    if let Err(e) = written {
+        eprintln!("gue-traffic sctp-run: cannot write JSON: {e}");
+        return 1;
+    }
+    i32::from(!all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options() {
+        let o = run_opts(&strs(&[
+            "--connect",
+            "[fd10::10]:9",
+            "--sizes",
+            "1K,64K",
+            "--requests",
+            "3",
+            "--bind",
+            "fd01::1",
+        ]))
+        .unwrap();
+        assert_eq!((o.sizes.clone(), o.requests), (vec![1024, 65536], 3));
+        assert!(run_opts(&strs(&[
+            "--connect",
+            "10.0.0.1:9",
+            "--sizes",
+            "1K",
+            "--bind",
+            "fd01::1"
+        ]))
+        .is_err());
+        assert!(run_opts(&strs(&["--connect", "10.0.0.1:0", "--sizes", "1K"])).is_err());
+        assert!(run_opts(&strs(&["--sizes", "1K"])).is_err());
+        assert!(run_opts(&strs(&[
+            "--connect",
+            "10.0.0.1:9",
+            "--sizes",
+            "1K",
+            "--requests",
+            "0"
+        ]))
+        .is_err());
+        assert!(serve_opts(&strs(&[])).is_err());
+        assert!(serve_opts(&strs(&["--listen", "10.0.0.1:9", "--idle-timeout-ms", "0"])).is_err());
+    }
+
+    /// The request loop against `serve_conn` over a local stream (TCP stands in for SCTP,
+    /// which is not always available where the tests run).
+    #[test]
+    fn request_protocol_over_a_stream() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            serve_conn(&mut s).unwrap()
+        });
+        let mut s = TcpStream::connect(a).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        for (i, size) in [0u64, 1, 16 * 1024 + 3, 100_000].into_iter().enumerate() {
+            one_request(&mut s, size, request_seed(1, size, i as u64), &mut buf).unwrap();
+        }
+        drop(s);
+        assert_eq!(t.join().unwrap(), 4);
+    }
+
+    #[test]
+    fn sctp_loopback_if_available() {
+        let probe = match sctp_socket(&"127.0.0.1:0".parse().unwrap()) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("skipping: {e}");
+                return;
+            }
+        };
+        drop(probe);
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let fd = sctp_socket(&listen).unwrap();
+        // SAFETY: listen on a socket we own.
+        assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 4) }, 0);
+        let t = std::thread::spawn(move || {
+            // SAFETY: accept on our listening socket.
+            let c =
+                unsafe { libc::accept(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut()) };
+            assert!(c >= 0);
+            let mut s = TcpStream::from(unsafe { OwnedFd::from_raw_fd(c) });
+            serve_conn(&mut s).unwrap()
+        });
+        let mut s = connect(
+            &"127.0.0.1:0".parse().unwrap(),
+            &listen,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        one_request(&mut s, 70_000, 9, &mut buf).unwrap();
+        drop(s);
+        assert_eq!(t.join().unwrap(), 1);
+    }
+}

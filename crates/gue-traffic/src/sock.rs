@@ -1,0 +1,254 @@
+//! Socket helpers std does not offer: a TCP connect from a chosen local
+//! address (with a timeout) and raw IP sockets.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+/// `struct sockaddr_in`/`sockaddr_in6` for `addr`, as storage plus length.
+pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in.
+            let sin = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn domain(ip: &IpAddr) -> libc::c_int {
+    match ip {
+        IpAddr::V4(_) => libc::AF_INET,
+        IpAddr::V6(_) => libc::AF_INET6,
+    }
+}
+
+fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let raw = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+fn bind(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
+    let (ss, len) = sockaddr(addr);
+    // SAFETY: ss holds a valid sockaddr of length len.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(e.kind(), format!("bind {addr}: {e}")))
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
+    // SAFETY: plain fcntl calls on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `TcpStream::connect_timeout` from the local address `from` (port 0: any port).
+pub fn tcp_connect_from(
+    from: &SocketAddr,
+    to: &SocketAddr,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    if from.is_ipv4() != to.is_ipv4() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bind address {from} and target {to} are of different families"),
+        ));
+    }
+    let fd = socket(domain(&to.ip()), libc::SOCK_STREAM, 0)?;
+    bind(&fd, from)?;
+    set_nonblocking(&fd, true)?;
+    let (ss, len) = sockaddr(to);
+    // SAFETY: ss holds a valid sockaddr of length len.
+    let r = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        loop {
+            // SAFETY: pfd is one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if n > 0 {
+                break;
+            }
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection timed out",
+                ));
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        let mut soerr: libc::c_int = 0;
+        let mut slen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: soerr is valid for writes of slen bytes.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut soerr as *mut libc::c_int).cast(),
+                &mut slen,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if soerr != 0 {
+            return Err(io::Error::from_raw_os_error(soerr));
+        }
+    }
+    set_nonblocking(&fd, false)?;
+    Ok(TcpStream::from(fd))
+}
+
+/// A raw IP socket of one protocol: the kernel builds the IP header.
+pub struct RawSocket {
+    fd: OwnedFd,
+}
+
+impl RawSocket {
+    /// Opens a raw socket for `protocol` in the family of `like` (needs CAP_NET_RAW).
+    pub fn open(like: &IpAddr, protocol: u8) -> io::Result<RawSocket> {
+        let fd =
+            socket(domain(like), libc::SOCK_RAW, libc::c_int::from(protocol)).map_err(|e| {
+                let hint = match e.raw_os_error() {
+                    Some(libc::EPERM) | Some(libc::EACCES) => " (needs CAP_NET_RAW: run as root)",
+                    _ => "",
+                };
+                io::Error::new(
+                    e.kind(),
+                    format!("raw socket for IP protocol {protocol}: {e}{hint}"),
+                )
+            })?;
+        Ok(RawSocket { fd })
+    }
+
+    /// Fixes the source address.
+    pub fn bind(&self, addr: &IpAddr) -> io::Result<()> {
+        bind(&self.fd, &SocketAddr::new(*addr, 0))
+    }
+
+    /// Sends one packet (the IP payload) to `to`.
+    pub fn send_to(&self, buf: &[u8], to: &IpAddr) -> io::Result<usize> {
+        // Raw sockets take port 0 (IPv6 would read a non-zero port as the protocol).
+        let (ss, len) = sockaddr(&SocketAddr::new(*to, 0));
+        // SAFETY: buf is valid for reads; ss holds a valid sockaddr of length len.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                0,
+                (&ss as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddr_layout() {
+        let (ss, len) = sockaddr(&"10.1.2.3:500".parse().unwrap());
+        assert_eq!(len as usize, std::mem::size_of::<libc::sockaddr_in>());
+        // SAFETY: sockaddr() wrote a sockaddr_in.
+        let sin = unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+        assert_eq!(sin.sin_family as libc::c_int, libc::AF_INET);
+        assert_eq!(u16::from_be(sin.sin_port), 500);
+        assert_eq!(sin.sin_addr.s_addr.to_ne_bytes(), [10, 1, 2, 3]);
+        let (ss, len) = sockaddr(&"[fd10::10]:8080".parse().unwrap());
+        assert_eq!(len as usize, std::mem::size_of::<libc::sockaddr_in6>());
+        // SAFETY: sockaddr() wrote a sockaddr_in6.
+        let sin6 = unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+        assert_eq!(sin6.sin6_family as libc::c_int, libc::AF_INET6);
+        assert_eq!(u16::from_be(sin6.sin6_port), 8080);
+        assert_eq!(sin6.sin6_addr.s6_addr[0..2], [0xfd, 0x10]);
+        assert_eq!(sin6.sin6_addr.s6_addr[15], 0x10);
+    }
+
+    #[test]
+    fn connect_from_loopback() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = l.local_addr().unwrap();
+        let s =
+            tcp_connect_from(&"127.0.0.1:0".parse().unwrap(), &to, Duration::from_secs(2)).unwrap();
+        let (peer, _) = l.accept().unwrap();
+        assert_eq!(peer.peer_addr().unwrap(), s.local_addr().unwrap());
+        assert!(
+            tcp_connect_from(&"[::1]:0".parse().unwrap(), &to, Duration::from_secs(1)).is_err()
+        );
+    }
+}
