@@ -75,7 +75,14 @@ pub(crate) fn transmit(
 ) -> Result<Transmitted, DropReason> {
     let inner = skb.family();
     let fields = inner_fields(&skb, inner).ok_or(DropReason::BadPacket)?;
-    let route = OutputRoute::lookup(net, &server.outer).map_err(|_| DropReason::NoRoute)?;
+    let Ok(route) = OutputRoute::lookup(net, &server.outer) else {
+        // As C's `err_unreach` (`dst_link_failure`): the client learns at once, rather than
+        // timing out. Never about an ICMP error.
+        if !relayed_icmp {
+            skb.send_unreachable(net);
+        }
+        return Err(DropReason::NoRoute);
+    };
     // A tunnel endpoint that is this host or a broadcast address is a configuration error
     // (the hook lets packets for a local real server pass): never send GUE to ourselves or to
     // everyone.

@@ -402,17 +402,27 @@ impl OwnedSkb {
     /// (IPv4) or ICMPv6 "packet too big". (The caller then drops the packet.)
     pub(crate) fn send_packet_too_big(&mut self, net: &Net, mtu: u32) {
         match self.family {
-            Family::V4 => self.send_icmp_frag_needed(net, mtu),
-            Family::V6 => self.send_icmpv6_packet_too_big(net, mtu),
+            Family::V4 => self.send_icmp(net, b::ICMP_DEST_UNREACH, b::ICMP_FRAG_NEEDED, mtu),
+            Family::V6 => self.send_icmpv6(net, b::ICMPV6_PKT_TOOBIG, 0, mtu),
         }
     }
 
-    /// Sends an ICMP "fragmentation needed" with `mtu` back to the sender of this IPv4 packet,
+    /// Answers the sender that the tunnel endpoint is unreachable, as the C path's
+    /// `dst_link_failure` does: ICMP host unreachable / ICMPv6 address unreachable. (The caller
+    /// then drops the packet.)
+    pub(crate) fn send_unreachable(&mut self, net: &Net) {
+        match self.family {
+            Family::V4 => self.send_icmp(net, b::ICMP_DEST_UNREACH, b::ICMP_HOST_UNREACH, 0),
+            Family::V6 => self.send_icmpv6(net, b::ICMPV6_DEST_UNREACH, b::ICMPV6_ADDR_UNREACH, 0),
+        }
+    }
+
+    /// Sends an ICMP error (`icmp_type`, `code`, `info`) back to the sender of this IPv4 packet,
     /// from the address it was sent to (the virtual service), as the C path does: there the
     /// packet still has its input route, which is local, so `icmp_send` answers from the
     /// destination. Here IPVS has attached its direct-routing output route; put the local
     /// route back first. (The packet is dropped afterwards.)
-    fn send_icmp_frag_needed(&mut self, net: &Net, mtu: u32) {
+    fn send_icmp(&mut self, net: &Net, icmp_type: u32, code: u32, info: u32) {
         if let Some(ip) = self.read_bytes::<20>(0) {
             let destination = InetAddr::v4([ip[16], ip[17], ip[18], ip[19]]);
             if let Ok(route) = OutputRoute::lookup(net, &destination) {
@@ -426,17 +436,17 @@ impl OwnedSkb {
         unsafe {
             b::icmp_send(
                 self.skb.as_ptr(),
-                b::ICMP_DEST_UNREACH as i32,
-                b::ICMP_FRAG_NEEDED as i32,
-                mtu.to_be(),
+                icmp_type as i32,
+                code as i32,
+                info.to_be(),
             )
         }
     }
 
-    /// Sends an ICMPv6 "packet too big" with `mtu` back to the sender of this IPv6 packet.
+    /// Sends an ICMPv6 error (`icmp_type`, `code`, `info`) back to the sender of this IPv6 packet.
     /// `icmpv6_send` ignores packets without a device; a locally sent one has none, so give it
     /// the namespace's loopback device, as the C path does. (The packet is dropped afterwards.)
-    fn send_icmpv6_packet_too_big(&mut self, net: &Net, mtu: u32) {
+    fn send_icmpv6(&mut self, net: &Net, icmp_type: u32, code: u32, info: u32) {
         let skb = self.skb.as_ptr();
         // SAFETY: `skb` is a valid, exclusively owned IPv6 sk_buff (type invariant, called for
         // `Family::V6` only); the loopback device lives as long as the namespace;
@@ -445,7 +455,7 @@ impl OwnedSkb {
             if !b::ipvs_gue_skb_from_device(skb) {
                 b::ipvs_gue_skb_set_dev(skb, (*net.as_raw()).loopback_dev);
             }
-            b::icmpv6_send(skb, b::ICMPV6_PKT_TOOBIG as u8, 0, mtu)
+            b::icmpv6_send(skb, icmp_type as u8, code as u8, info)
         }
     }
 
