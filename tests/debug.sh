@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# Debug-kernel suite: ipvs_gue.ko on a guest kernel with KASAN, lockdep (PROVE_LOCKING), PROVE_RCU,
+# DEBUG_ATOMIC_SLEEP, DEBUG_OBJECTS_RCU_HEAD, DEBUG_NET and CONFIG_BUG, under configuration
+# writes, rmmod/insmod under traffic and namespace churn with traffic.  Any kernel complaint
+# fails.  A throw-away canary module trips every detector on purpose, so a silent detector fails
+# too.  TAP, then "1..N" and "N passed, M failed"; exit 1 on any failure.  docs/reliability.md.
+#   tests/debug.sh [options] [MODULE.ko]
+#     MODULE.ko           module under test, built against the debug kernel (default: build it,
+#                         `scripts/build-module --kernel debug`; or env IPVS_GUE_DEBUG_KO)
+#     --scenarios LIST    guest scenarios, of "2 3 4" (default all; the canaries always run):
+#                         2 config writes, 3 unload under traffic, 4 namespace churn with traffic
+#     --cycles N          scenario 3 rmmod/insmod/reconfigure cycles (default 5)
+#     --ns-rounds N       scenario 4 rounds (default 2)
+#     --ns-per-round N    scenario 4 director namespaces per round (default 5)
+#     --timeout SECS      hard limit for the VM (default 900)
+#     --out DIR           console.log, results.txt, canary build (default target/debug)
+#     -h, --help
+#   Env: IPVS_GUE_DEBUG_KDIR (debug kernel build dir; else the one IPVS_GUE_BZIMAGE lies in; else
+#   the cached `scripts/build-kernel debug`), IPVS_GUE_MEM (guest memory, default 1G),
+#   IPVS_GUE_CMDLINE (appended to the kernel command line).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+# shellcheck source=scripts/env.sh
+source "$top/scripts/env.sh"
+
+ko=${IPVS_GUE_DEBUG_KO:-}
+scenarios="2 3 4"
+cycles=5 ns_rounds=2 ns_per_round=5
+tmo=900
+out="$top/target/debug"
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+need_arg() { [ "$2" -ge 2 ] || { echo "debug.sh: $1 needs a value" >&2; exit 2; }; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scenarios) need_arg "$1" $#; scenarios=$2; shift 2 ;;
+    --cycles) need_arg "$1" $#; cycles=$2; shift 2 ;;
+    --ns-rounds) need_arg "$1" $#; ns_rounds=$2; shift 2 ;;
+    --ns-per-round) need_arg "$1" $#; ns_per_round=$2; shift 2 ;;
+    --timeout) need_arg "$1" $#; tmo=$2; shift 2 ;;
+    --out) need_arg "$1" $#; out=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "debug.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) [ -z "${ko_arg:-}" ] || { echo "debug.sh: more than one module given" >&2; exit 2; }
+       ko_arg=$1; ko=$1; shift ;;
+  esac
+done
+for v in "$cycles" "$ns_rounds" "$ns_per_round" "$tmo"; do
+  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "debug.sh: '$v' is not a positive number" >&2; exit 2; }
+done
+for s in $scenarios; do
+  case "$s" in 2|3|4) ;; *) echo "debug.sh: unknown scenario '$s' (2 3 4)" >&2; exit 2 ;; esac
+done
+log() { printf '[debug] %s\n' "$*" >&2; }
+
+# The debug kernel build directory.  Never starts a second kernel build while one runs (2 cores):
+# then it takes the newest finished debug build.
+debug_kdir() {
+  local cache done_file
+  if [ -n "${IPVS_GUE_DEBUG_KDIR:-}" ]; then echo "$IPVS_GUE_DEBUG_KDIR"; return; fi
+  # scripts/test's on_debug_kernel passes the debug image this way (KDIR/arch/x86/boot/bzImage)
+  if [ -n "${IPVS_GUE_BZIMAGE:-}" ] && [ -f "${IPVS_GUE_BZIMAGE%/arch/x86/boot/bzImage}/.config" ]; then
+    echo "${IPVS_GUE_BZIMAGE%/arch/x86/boot/bzImage}"; return
+  fi
+  if pgrep -f 'scripts/build-kernel' >/dev/null 2>&1; then
+    cache=${IPVS_GUE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ipvs-gue}
+    done_file=$(ls -t "$cache"/kernel/debug-*/.ipvs-gue-done 2>/dev/null | head -n1 || true)
+    [ -n "$done_file" ] || { log "a kernel build is running and no debug kernel is built yet: wait, or set IPVS_GUE_DEBUG_KDIR"; return 1; }
+    log "a kernel build is running; using the finished $(dirname "$done_file")"
+    dirname "$done_file"
+  else
+    "$top/scripts/build-kernel" debug | tail -n1
+  fi
+}
+
+# The canary: a C module that trips each detector once (see tests/guest/debug.sh for what the
+# guest expects to see).  mode=early keeps lockdep armed; mode=late switches it off (lockdep and
+# KASAN reports do), so it runs at the very end.
+write_canary() { # DIR
+  mkdir -p "$1"
+  echo 'obj-m := ipvs_gue_canary.o' > "$1/Kbuild"
+  cat > "$1/ipvs_gue_canary.c" <<'EOF'
+// SPDX-License-Identifier: GPL-2.0
+/* Detector canary for tests/debug.sh: trips each debug detector once, on purpose. */
+#include <linux/bug.h>
+#include <linux/module.h>
+#include <linux/preempt.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <net/net_debug.h>
+
+static char *mode = "early";
+module_param(mode, charp, 0444);
+MODULE_PARM_DESC(mode, "early: might_sleep, RCU, ODEBUG, WARN, DEBUG_NET, kmemleak; late: lockdep, KASAN");
+
+struct canary_obj {
+	struct rcu_head rcu;
+	int v;
+};
+static int canary_val = 1;
+static int __rcu *canary_ptr;
+static DEFINE_SPINLOCK(canary_lock_a);
+static DEFINE_SPINLOCK(canary_lock_b);
+
+static void canary_free(struct rcu_head *h)
+{
+	kfree(container_of(h, struct canary_obj, rcu));
+}
+
+/* DEBUG_ATOMIC_SLEEP: "BUG: sleeping function called from invalid context" */
+static noinline void canary_might_sleep(void)
+{
+	preempt_disable();
+	might_sleep();
+	preempt_enable();
+}
+
+/* PROVE_RCU: "suspicious RCU usage" */
+static noinline void canary_rcu(void)
+{
+	int *p;
+
+	RCU_INIT_POINTER(canary_ptr, &canary_val);
+	p = rcu_dereference(canary_ptr);
+	pr_info("ipvs_gue_canary: rcu value %d\n", *p);
+}
+
+/* DEBUG_OBJECTS_RCU_HEAD: "ODEBUG: activate active ... object type: rcu_head".  The kernel
+ * turns the queued callback into a no-op instead of queueing it twice, so free it here once
+ * rcu_barrier() has run it (no kmemleak report from the canary). */
+static noinline void canary_double_call_rcu(void)
+{
+	struct canary_obj *o = kzalloc(sizeof(*o), GFP_KERNEL);
+
+	if (!o)
+		return;
+	call_rcu(&o->rcu, canary_free);
+	call_rcu(&o->rcu, canary_free);
+	rcu_barrier();
+	kfree(o);
+}
+
+/* CONFIG_BUG: "WARNING: ... canary_warn" */
+static noinline void canary_warn(void)
+{
+	WARN(1, "ipvs_gue_canary: WARN() prints (CONFIG_BUG)\n");
+}
+
+/* DEBUG_NET: "WARNING: ... canary_debug_net" (a no-op without CONFIG_DEBUG_NET) */
+static noinline void canary_debug_net(void)
+{
+	DEBUG_NET_WARN_ON_ONCE(1);
+}
+
+/* DEBUG_KMEMLEAK: objects nobody points to, starting with "ipvs-gue-canary-leak" (kmemleak's hex
+ * dump shows it).  Several: a stale copy of the last pointer may survive in a scanned stack. */
+static char *canary_leak_ptr;
+static noinline void canary_leak(void)
+{
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		char *p = kmalloc(64, GFP_KERNEL);
+
+		if (p)
+			strscpy(p, "ipvs-gue-canary-leak", 64);
+		WRITE_ONCE(canary_leak_ptr, p);
+	}
+	WRITE_ONCE(canary_leak_ptr, NULL);
+}
+
+/* PROVE_LOCKING: "possible circular locking dependency detected" (sequential AB, BA) */
+static noinline void canary_lockdep(void)
+{
+	spin_lock(&canary_lock_a);
+	spin_lock(&canary_lock_b);
+	spin_unlock(&canary_lock_b);
+	spin_unlock(&canary_lock_a);
+	spin_lock(&canary_lock_b);
+	spin_lock(&canary_lock_a);
+	spin_unlock(&canary_lock_a);
+	spin_unlock(&canary_lock_b);
+}
+
+/* KASAN: "BUG: KASAN: slab-use-after-free in canary_kasan" */
+static noinline void canary_kasan(void)
+{
+	char *p = kmalloc(64, GFP_KERNEL);
+
+	if (!p)
+		return;
+	kfree(p);
+	pr_info("ipvs_gue_canary: read after free: %d\n", READ_ONCE(p[8]));
+}
+
+static int __init canary_init(void)
+{
+	if (!strcmp(mode, "late")) {
+		canary_lockdep();
+		canary_kasan();
+	} else {
+		canary_might_sleep();
+		canary_rcu();
+		canary_double_call_rcu();
+		canary_warn();
+		canary_debug_net();
+		canary_leak();
+	}
+	pr_info("ipvs_gue_canary: mode %s done\n", mode);
+	return 0;
+}
+
+static void __exit canary_exit(void)
+{
+	rcu_barrier();
+}
+
+module_init(canary_init);
+module_exit(canary_exit);
+MODULE_DESCRIPTION("ipvs-gue test: trips the debug kernel's detectors on purpose");
+MODULE_LICENSE("GPL");
+EOF
+}
+
+kdir=$(debug_kdir)
+[ -f "$kdir/arch/x86/boot/bzImage" ] || { log "no debug kernel image in $kdir"; exit 1; }
+if [ -z "$ko" ]; then
+  log "building ipvs_gue.ko against the debug kernel ($kdir)"
+  ko=$(KDIR=$kdir "$top/scripts/build-module" --kernel debug | tail -n1)
+fi
+[ -f "$ko" ] || { echo "debug.sh: no such module $ko" >&2; exit 2; }
+ko=$(cd "$(dirname "$ko")" && pwd)/$(basename "$ko")
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+canary_dir="$out/canary"
+write_canary "$canary_dir"
+log "building the detector canary module in $canary_dir"
+make -C "$kdir" M="$canary_dir" "${KMAKE_VARS[@]}" modules > "$out/canary-build.log" 2>&1 \
+  || { tail -n 20 "$out/canary-build.log" >&2; log "canary build failed (log $out/canary-build.log)"; exit 1; }
+tools="$top/target/x86_64-unknown-linux-gnu/release"
+if [ ! -x "$tools/gue-traffic" ] || [ ! -x "$tools/ipvs-gue-ctl" ]; then
+  "$top/scripts/build-tools" >/dev/null
+fi
+
+n=0 pass=0 fail=0
+tap() { # ok|fail TEXT
+  n=$((n + 1))
+  if [ "$1" = ok ]; then pass=$((pass + 1)); echo "ok $n - $2"; else fail=$((fail + 1)); echo "not ok $n - $2"; fi
+}
+
+# Host-side part of the detector canary: the kernel config really has every detector.
+missing=()
+for opt in CONFIG_BUG CONFIG_KASAN CONFIG_KASAN_GENERIC CONFIG_PROVE_LOCKING CONFIG_PROVE_RCU \
+           CONFIG_DEBUG_ATOMIC_SLEEP CONFIG_DEBUG_OBJECTS_RCU_HEAD CONFIG_DEBUG_NET CONFIG_RUST; do
+  grep -qx "$opt=y" "$kdir/.config" || missing+=("$opt")
+done
+kmemleak=0; grep -qx 'CONFIG_DEBUG_KMEMLEAK=y' "$kdir/.config" && kmemleak=1
+if [ ${#missing[@]} -eq 0 ]; then
+  tap ok "canary: debug kernel config has BUG KASAN PROVE_LOCKING PROVE_RCU DEBUG_ATOMIC_SLEEP DEBUG_OBJECTS_RCU_HEAD DEBUG_NET ($(basename "$kdir"))"
+else
+  tap fail "canary: debug kernel config ($kdir/.config) lacks: ${missing[*]}"
+fi
+# A module built against another (non-KASAN) kernel would load and corrupt memory, not report.
+undefined=$("$LLVM_BIN/llvm-nm" -u "$ko" 2>/dev/null || true)   # (no grep -q in a pipe: pipefail + SIGPIPE)
+if grep -qE '__(k)?asan_' <<<"$undefined"; then
+  tap ok "module $(basename "$ko") is KASAN-instrumented (built against the debug kernel)"
+else
+  tap fail "module $ko is not KASAN-instrumented: build it with scripts/build-module --kernel debug"
+  echo "1..$n"; echo "$pass passed, $fail failed"; exit 1
+fi
+
+# log_buf_len: reports are long; kasan_multi_shot: report every bug, not the first of the boot
+# only (the canary's would hide the module's); acpi=noirq: the debug kernel's AML interpreter is
+# so slow under TCG that the PCI _PRT methods hit ACPI's 30 s loop timeout (7 times: boot took
+# 490 s instead of 46 s); oops=panic: after an oops the guest is corrupted and tends to hang
+# until the VM timeout, so end it there (the host still reports from the console).
+cmdline="log_buf_len=8M kasan_multi_shot acpi=noirq oops=panic ${IPVS_GUE_CMDLINE:-}"
+log "kernel $kdir; module $ko; scenarios '$scenarios'; VM timeout ${tmo}s; out $out"
+t0=$(date +%s)
+set +e
+# IPVS_GUE_SPLAT_SCAN=0: run-vm's own console scan cannot tell the canaries' deliberate reports
+# from real ones; this script scans the console itself, outside the canary markers (below).
+IPVS_GUE_MEM=${IPVS_GUE_MEM:-1G} IPVS_GUE_CMDLINE=$cmdline IPVS_GUE_SPLAT_SCAN=0 \
+"$top/qemu/run-vm" --kernel "$kdir/arch/x86/boot/bzImage" --out "$out" --timeout "$tmo" \
+  --file "$ko:/extra/ipvs_gue.ko" --file "$canary_dir/ipvs_gue_canary.ko:/extra/ipvs_gue_canary.ko" \
+  "$here/guest/debug.sh" KO=/extra/ipvs_gue.ko CANARY=/extra/ipvs_gue_canary.ko "SCENARIOS=$scenarios" \
+  "CYCLES=$cycles" "NS_ROUNDS=$ns_rounds" "NS_PER_ROUND=$ns_per_round" "KMEMLEAK_EXPECTED=$kmemleak"
+rc=$?
+set -e
+secs=$(( $(date +%s) - t0 ))
+
+# The guest's TAP lines, from the second serial port (kernel messages cannot split them there).
+while IFS= read -r l; do
+  case "$l" in
+    "ok "*) tap ok "${l#ok * - }" ;;
+    "not ok "*) tap fail "${l#not ok * - }" ;;
+    "# "*) echo "$l" ;;
+  esac
+done < <(grep -E '^(not )?ok [0-9]+ - |^# ' "$out/results.txt" 2>/dev/null || true)
+
+# Cross-check on the console, which also holds what a guest that died could not report: kernel
+# complaints outside the canaries' begin/end markers, attributed to the scenario marker before them.
+pat='BUG:|WARNING:|KASAN|general protection|Oops|suspicious RCU usage|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|scheduling while atomic|UBSAN|kernel BUG|list_add corruption|list_del corruption|refcount_t|ODEBUG: .*object type|ODEBUG disabled|Kernel panic'
+awk '/ipvs-gue-debug: canary begin/ {c = 1; next}
+     /ipvs-gue-debug: canary end/ {c = 0; next}
+     /ipvs-gue-debug: .* begin/ {r = $0; sub(/.*ipvs-gue-debug: /, "", r); sub(/ begin.*/, "", r); next}
+     c || /^(# |ok |not ok |\[init\]|IPVS_GUE_EXIT)/ {next}
+     {print (r == "" ? "boot" : r) "\t" $0}' "$out/console.log" 2>/dev/null \
+  | grep -E "$pat" > "$out/console-complaints.txt" || true
+if [ ! -s "$out/console-complaints.txt" ]; then
+  tap ok "console: no kernel complaint outside the canaries"
+else
+  tap fail "console: $(wc -l < "$out/console-complaints.txt") kernel complaint lines outside the canaries ($out/console-complaints.txt)"
+  cut -f1 "$out/console-complaints.txt" | uniq -c \
+    | awk '{c = $1; sub(/^ *[0-9]+ /, ""); printf "#   in %s: %d lines\n", $0, c}' | head -n 10 || true
+  if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
+    # the guest died: nobody printed the report of the part it died in, so print it here
+    last=$(tail -n1 "$out/console-complaints.txt" | cut -f1)
+    echo "#   distinct complaints in $last:"
+    awk -F'\t' -v r="$last" '$1 == r {print $2}' "$out/console-complaints.txt" \
+      | sed 's/^\[[ 0-9.]*\] //; s/+0x[0-9a-f]*\/0x[0-9a-f]*//g' | sort | uniq -c | sort -rn | head -n 10 | sed 's/^/#   | /' || true
+    # the most severe kind of report there decides which one to show
+    first=$pat
+    sev='KASAN|KFENCE|general protection|unable to handle|kernel BUG|refcount_t|list_(add|del) corruption|Kernel panic'
+    grep -qE "$sev" <<<"$(awk -F'\t' -v r="$last" '$1 == r' "$out/console-complaints.txt")" && first=$sev
+    echo "#   first report in $last:"
+    awk -v m="ipvs-gue-debug: $last begin" -v p="$first" 'index($0, m) {on = 1; next}
+        on && !s && $0 ~ p && !/^(# |ok |not ok )/ {s = 1}
+        s && !/^(# |ok |not ok )/ {print; if (++n == 20) exit}' "$out/console.log" | sed 's/^/#   | /'
+    echo "#   console tail:"
+    grep -vE '^(# |ok |not ok )' "$out/console.log" | tail -n 6 | sed 's/^/#   | /'
+  fi
+fi
+# /init's own kmemleak scan after the script (reported only: the guest's check after the final
+# rmmod is the assertion)
+leakline=$(grep -o 'kmemleak scan done: .*' "$out/console.log" 2>/dev/null | tail -n1 || true)
+[ -z "$leakline" ] || echo "# /init $leakline"
+case "$rc" in
+  0) tap ok "VM run (guest exit 0, ${secs} s)" ;;
+  124) tap fail "VM run: timeout after ${tmo} s (console $out/console.log)" ;;
+  3) tap fail "VM run: guest died without an exit marker after ${secs} s (panic? console $out/console.log)" ;;
+  *) tap fail "VM run: guest exit $rc after ${secs} s (console $out/console.log)" ;;
+esac
+echo "1..$n"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
