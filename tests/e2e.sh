@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end upload test through the director: one VM boot per group, many cells per boot.
 #   tests/e2e.sh [--variants dr,c-gue,rust,rust-bug] [--cells SPECS] [--iperf SPECS] [--quick]
-#                [--expect-bug] [--timeout SECS] [--kernel BZIMAGE] [--out DIR]
+#                [--expect-bug] [--expect-loss] [--timeout SECS] [--kernel BZIMAGE] [--out DIR]
 #   env: IPVS_GUE_KO (rust), IPVS_GUE_BUG_KO (rust-bug), IPVS_GUE_BZIMAGE, and SIZES REQUESTS
 #        DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS passed through to the guest
 #        (defaults and their reasoning: tests/guest/e2e.sh).
@@ -10,14 +10,17 @@
 # cells, rust the same as c-gue plus an IPv6-in-IPv4 cell at egress MTU 1300, rust-bug 4/4 and
 # 6/6 nocsum.
 # A cell fails on any transmit-path drop, GSO error, integrity mismatch, request over deadline,
-# or (GUE variants, payload >= 64K) gso_calls == 0.  rust-bug and --expect-bug invert the verdict
-# per group: the harness must DETECT the failure.
+# (GUE variants, payload >= 64K) gso_calls == 0, any receive-side drop (real servers, router), or
+# a conservation gap (segments in at the director = segments out = segments the real server
+# decapsulated, up to counted drops; docs/harness.md).  rust-bug and --expect-bug invert the
+# verdict per group: the harness must DETECT the failure; --expect-loss (a module that loses
+# packets silently, scripts/build-module --lossy) requires every large record to fail conservation.
 # Writes OUT/summary.json (all records; default OUT=target/e2e), prints TAP + a table.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 variants=dr,c-gue,rust
-cells=; iperf=; quick=0; expect_bug=0; tmo=1200; kernel_args=(); out="$top/target/e2e"
+cells=; iperf=; quick=0; expect_bug=0; expect_loss=0; tmo=1200; kernel_args=(); out="$top/target/e2e"
 while [ $# -gt 0 ]; do
   case "$1" in
     --variants) variants=$2; shift 2 ;;
@@ -25,10 +28,11 @@ while [ $# -gt 0 ]; do
     --iperf) iperf=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --expect-bug) expect_bug=1; shift ;;
+    --expect-loss) expect_loss=1; shift ;;
     --timeout) tmo=$2; shift 2 ;;
     --kernel) kernel_args=(--kernel "$2"); shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "e2e: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -109,10 +113,21 @@ for g in "${groups[@]}"; do
   dt=$(( $(date +%s) - t0 ))
   grep -E '^(not )?ok [0-9]+ - |^# ' "$gdir/console.log" | sed "s/^\(not \)\?ok [0-9]* - /&[$g] /" > "$gdir/tap.txt" || true
   # Records of a bug group say so: their passed=false is the expected outcome.
-  grep '^{"name"' "$gdir/results.txt" | jq -c --argjson bug "$bug" '. + {expect_bug: ($bug == 1)}' \
+  loss=0; [ "$g" != rust ] || loss=$expect_loss
+  grep '^{"name"' "$gdir/results.txt" | jq -c --argjson bug "$bug" --argjson loss "$loss" \
+    '. + {expect_bug: ($bug == 1)} + (if $loss == 1 then {expect_loss: true} else {} end)' \
     >> "$out/records.jsonl" || true
   nrec=$(grep -c '^{"name"' "$gdir/results.txt" || true)
-  if [ "$bug" = 0 ]; then
+  if [ "$g" = rust ] && [ "$expect_loss" = 1 ]; then
+    sed 's/^/# /' "$gdir/tap.txt"
+    # Silent loss must be caught by the conservation balance in every large-payload record.
+    read -r nlarge nbad < <(grep '^{"name"' "$gdir/results.txt" | jq -rs '
+      [.[] | select((.payload_bytes // 0) >= 65536 or .kind == "iperf3")]
+      | "\(length) \([.[] | select(.passed == false and .conserved == false)] | length)"')
+    if [ "$nlarge" -gt 0 ] && [ "$nbad" -eq "$nlarge" ]; then
+      tap ok "[$g] silent loss detected: all $nlarge large-payload records fail conservation (${dt}s)"
+    else tap fail "[$g] silent loss NOT detected in every large-payload record: $nbad of $nlarge (rc $rc, ${dt}s)"; fi
+  elif [ "$bug" = 0 ]; then
     while IFS= read -r l; do
       case "$l" in "ok "*) tap ok "${l#ok * - }" ;; "not ok "*) tap fail "${l#not ok * - }" ;; *) echo "$l" ;; esac
     done < "$gdir/tap.txt"
@@ -132,9 +147,14 @@ for g in "${groups[@]}"; do
 done
 jq -s . "$out/records.jsonl" > "$out/summary.json"
 echo "# summary: $out/summary.json ($(jq length "$out/summary.json") records, total $(( $(date +%s) - t_all ))s)"
-jq -r '(["name","payload","ok/req","Mbit/s","p99_ms","drops","gso","gso_err","rtx","pass"] | @tsv),
+# segs in/out/rs: director eth-a in, GUE segments out at eth-b, delivered by the real server;
+# rx_drop: receive-side counters + reasoned kfree_skb; cons: conservation balance (docs/harness.md).
+jq -r '(["name","payload","ok/req","Mbit/s","p99_ms","drops","gso","gso_err","rtx","segs in/out/rs","rx_drop","cons","pass"] | @tsv),
   (.[] | select(.kind != "layout") | [.name, (.payload_bytes // "-"), "\(.ok // .requests)/\(.requests)", (.throughput_mbps // "-"),
-          (.p99_ms // "-"), .director_drops, .gso_calls, .gso_errors, .retransmits, .passed] | @tsv)' \
+          (.p99_ms // "-"), .director_drops, .gso_calls, .gso_errors, .retransmits,
+          (if .in_segs == null then "-" else "\(.in_segs)/\(.out_segs)/\(.rs_segs)" end),
+          (if .rx_drops == null then "-" else .rx_drops + .rx_kfree end),
+          (if .conserved == null then "-" elif .conserved then "ok" else "FAIL" end), .passed] | @tsv)' \
   "$out/summary.json" | column -t -s $'\t' | sed 's/^/# /'
 echo "1..$n"
 echo "$pass passed, $fail failed"

@@ -157,18 +157,9 @@ impl SkBuff {
     /// fragments (`skb_header_pointer`). `None` if the packet is shorter.
     pub(crate) fn read_bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
         let mut buf = [0u8; N];
-        let offset = i32::try_from(offset).ok()?;
-        // SAFETY: `self` is valid; `buf` has room for `N` bytes; the returned pointer is either
-        // null, `buf`, or `N` readable bytes inside the skb's linear area.
-        let p = unsafe {
-            b::skb_header_pointer(self.as_raw(), offset, N as i32, buf.as_mut_ptr().cast())
-        };
-        if p.is_null() {
+        // Only a whole field counts: a packet that ends inside it has none.
+        if self.read_prefix(offset, &mut buf)?.len() < N {
             return None;
-        }
-        if p.cast::<u8>() != buf.as_mut_ptr() {
-            // SAFETY: `p` points to `N` readable bytes (see above) that do not overlap `buf`.
-            unsafe { core::ptr::copy_nonoverlapping(p.cast::<u8>(), buf.as_mut_ptr(), N) };
         }
         Some(buf)
     }

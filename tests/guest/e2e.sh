@@ -6,15 +6,19 @@
 #   KO      module to insmod before the topology is built (rust / rust-bug groups)
 #   SIZES REQUESTS DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS: traffic shape (below)
 # Records: one JSON line per (cell, payload size) and per iperf3 run on /dev/ttyS1.
+# Every record also carries receive-side drops and packet conservation (qemu/guest/drops.sh,
+# docs/harness.md "Drop accounting"): any counted receive-side drop or any unexplained gap
+# between what reached the director, what left it and what the real server decapsulated fails it.
 . /guest/lib.sh
 SIZES=${SIZES:-1K 64K 1M 16M}
 # Requests per size and deadlines (ms, per request, measured by the client from first byte sent
 # to the server's digest reply).  Clean TCG runs: 1K ~1-20 ms, 64K ~5-15 ms (up to ~250 ms in
 # the MTU-1500 cells, C path and Rust alike: one lost segment's retransmission), 1M ~40-230 ms,
-# 16M ~0.6-2.5 s with 4 connections in parallel: each limit leaves 4x or more.  Drops, not
-# deadlines, are what catch the 2023 bug (a 32 KiB request then took 1.5 s, bulk ~5 Mbit/s).
+# 16M ~0.6-2.5 s with 4 connections in parallel, but up to 12.1 s on the C path
+# (c-gue-c6-o6-nocsum, 2026-12-02): 20 s.  Drops and the conservation balance, not deadlines,
+# are what catch the 2023 bug and silent loss (a 32 KiB request then took 1.5 s, bulk ~5 Mbit/s).
 REQUESTS=${REQUESTS:-1K=32,64K=32,1M=8,16M=4}
-DEADLINES=${DEADLINES:-1K=200,64K=1000,1M=2000,16M=10000}
+DEADLINES=${DEADLINES:-1K=200,64K=1000,1M=2000,16M=20000}
 CONNECTIONS=${CONNECTIONS:-4}
 TIMEOUT_MS=${TIMEOUT_MS:-30000}
 EGRESS_MTU=${EGRESS_MTU:-1600}
@@ -28,6 +32,26 @@ topo_setup "$EGRESS_MTU" || { tap_fail "topology setup"; tap_done; exit 1; }
 tap_ok "topology setup (director egress MTU $EGRESS_MTU)"
 topo_wait_servers || true
 topo_preconditions
+
+# Permanent neighbour entries on links A, B and C: no ARP frames while counting (ARP cannot be
+# counted), so every NIC frame counted during a run is test traffic or counted ICMPv6.
+static_neighbours() {
+  for e in "client eth-a 52:54:00:00:01:02 10.1.0.2 fd01::2" "director eth-a 52:54:00:00:01:01 10.1.0.1 fd01::1" \
+           "director eth-b 52:54:00:00:02:02 10.2.0.2 fd02::2" "director eth-b 52:54:00:00:02:03 10.2.0.3 fd02::3" \
+           "rs1 eth-b 52:54:00:00:02:01 10.2.0.1 fd02::1" "rs1 eth-b 52:54:00:00:02:03 10.2.0.3 fd02::3" \
+           "router eth-b 52:54:00:00:02:01 10.2.0.1 fd02::1" "router eth-b 52:54:00:00:02:02 10.2.0.2 fd02::2" \
+           "router eth-c 52:54:00:00:03:02 10.3.0.2 fd03::2" "rs2 eth-c 52:54:00:00:03:01 10.3.0.1 fd03::1"; do
+    set -- $e
+    nsx "$1" $IP neigh replace "$4" lladdr "$3" dev "$2" nud permanent || return 1
+    nsx "$1" $IP -6 neigh replace "$5" lladdr "$3" dev "$2" nud permanent || return 1
+  done
+  # link-local entries learnt during set-up would be probed a few seconds later: forget them
+  # (flush keeps permanent entries); any neighbour discovery left is counted (drops.sh)
+  for e in client:eth-a director:eth-a director:eth-b rs1:eth-b router:eth-b router:eth-c rs2:eth-c; do
+    nsx "${e%:*}" $IP -6 neigh flush dev "${e#*:}" || return 1
+  done
+}
+tap_check "permanent neighbour entries on links A, B, C (no ARP/ND while counting)" static_neighbours
 [ -x /usr/bin/gue-traffic ] || tap_fail "gue-traffic present in the guest # missing: rebuild initramfs with --build-tools"
 
 # Configure the director for one cell.  rust / rust-bug: DR service + the module's GUE config.
@@ -49,6 +73,57 @@ module_counters() {
     /proc/net/ipvs_gue 2>/dev/null || echo "0 0 0 0"
 }
 
+# drops_stop's KEY=VALUE lines as one JSON object (numbers stay numbers).
+drops_json() { # FILE
+  jq -Rn '[inputs | capture("^(?<k>[a-z_0-9]+)=(?<v>.*)$") | {(.k): (.v | tonumber? // .)}] | add' < "$1"
+}
+
+# jq: conserve($d; $m) adds the receive-side drops and the conservation balance to a record
+# that already has .variant .kfree_xmit .tx_dropped_delta .gso_errors .reasons.  $d: drops_json;
+# $m: the module's counter deltas {pkts, gso, pmtu, other} (rust, rust-bug) or null.
+# Balances (each must be 0; docs/harness.md explains every term):
+#  cons_unaccounted_pkts = IPVS InPkts - (module sent + module drops + IPVS's own PMTU drops)
+#  cons_module_unsent    = module sent - outer packets that reached the IP output
+#  cons_director_gap     = segments in at eth-a - GUE segments out at eth-b; with drops counted on
+#                          the director (PMTU, transmit path) it must lie in [0, 64 x those
+#                          drops] (a dropped packet is one GRO packet: <= 64 KiB, >= 1 KiB MSS)
+#  cons_link_b_gap       = frames out at the director's eth-b - frames in at the real server
+#  cons_rs_gap           = datagrams in at the real server - inner segments decapsulated
+#                          (plain DR: frames in - IP packets received)
+CONS_JQ='
+def conserve($d; $m):
+  . + ($d | {rx_drops, rx_detail, rx_kfree, in_pkts, in_segs, client_segs, out_pkts, out_frames,
+             out_frag_extra, out_segs, icmp_pmtu, rs_frames, rs_datagrams, rs_ip_segs, rs_decap_segs,
+             rs_tunnel_pkts, router_rx_frames, router_tx_frames, noise_frames, settle_steps})
+  | (.variant == "dr") as $dr
+  | (if $m == null then 0 else ([0, .icmp_pmtu - $m.pmtu] | max) end) as $ipvs_pmtu
+  | ((if $m == null then .icmp_pmtu else $m.pmtu + $m.other + $ipvs_pmtu end)
+     + ([.kfree_xmit, .tx_dropped_delta, .gso_errors] | max)) as $dir_drops  # one drop, three counters
+  | .rs_segs = (if $dr then .rs_ip_segs else .rs_decap_segs end)
+  | .cons_unaccounted_pkts = (if $m == null then null else .in_pkts - $m.pkts - $m.pmtu - $m.other - $ipvs_pmtu end)
+  | .cons_module_unsent = (if $m == null then null else $m.pkts - .out_pkts end)
+  | .cons_director_gap = .in_segs - .out_segs
+  | .cons_director_explained = 64 * $dir_drops
+  | .cons_link_b_gap = .out_frames - .rs_frames
+  | .cons_rs_gap = (if $dr then .rs_frames - .rs_ip_segs else .rs_datagrams - .rs_decap_segs end)
+  | .cons_link_a_gap = .client_segs - .in_segs
+  | .conserved = ((.cons_unaccounted_pkts // 0) == 0 and (.cons_module_unsent // 0) == 0
+                  and .cons_director_gap >= 0 and .cons_director_gap <= .cons_director_explained
+                  and .cons_link_b_gap == 0 and .cons_rs_gap == 0)
+  | .reasons += [
+      if .rx_drops > 0 then "receive-side drops \(.rx_drops) (\(.rx_detail))" else empty end,
+      if .rx_kfree > 0 then "kfree_skb with a drop reason \(.rx_kfree)" else empty end,
+      if (.cons_unaccounted_pkts // 0) != 0 then "conservation: IPVS handed over \(.in_pkts) packets, module sent \($m.pkts) + dropped \($m.pmtu + $m.other) (+ \($ipvs_pmtu) IPVS PMTU): \(.cons_unaccounted_pkts) unaccounted" else empty end,
+      if (.cons_module_unsent // 0) != 0 then "conservation: module counted \($m.pkts) sent, \(.out_pkts) reached IP output (\(.cons_module_unsent) lost silently)" else empty end,
+      if .cons_director_gap < 0 or .cons_director_gap > .cons_director_explained then "conservation: \(.in_segs) segments in at director eth-a, \(.out_segs) out at eth-b (\(.cons_director_gap) missing, \(.cons_director_explained) explained by counted drops)" else empty end,
+      if .cons_link_b_gap != 0 then "conservation: \(.out_frames) frames left the director, \(.rs_frames) reached \(.real_server)" else empty end,
+      if .cons_rs_gap != 0 then "conservation: \(.real_server) received \(.rs_datagrams) datagrams, delivered \(.rs_segs) inner segments" else empty end ];
+'
+# The balance of a failing record, as TAP diagnostics.
+cons_report() { # RECORD
+  echo "$1" | jq -r '"in: \(.client_segs) client frames, \(.in_segs) at director eth-a, IPVS \(.in_pkts) packets; out: module \(.module_packets // "-") sent, \(.out_pkts) to IP output, \(.out_frames) frames (\(.out_frag_extra) extra fragments), ICMP PMTU \(.icmp_pmtu); \(.real_server): \(.rs_frames) frames, \(.rs_datagrams) datagrams, \(.rs_segs) segments delivered (\(.rs_tunnel_pkts) tunnel skbs); settled after \(.settle_steps) polls"' | sed 's/^/#   /'
+}
+
 run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
   v=$1; cf=$2; of=$3; cs=$4; rs=${5:-rs1}; mtu=${6:-}
   name="$v-c$cf-o$of-$cs"; [ "$rs" = rs1 ] || name="$name-$rs"
@@ -67,7 +142,7 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
   for size in $SIZES; do
     req=$(kv "$REQUESTS" "$size"); req=${req:-4}
     dl=$(kv "$DEADLINES" "$size")
-    drops_start || { tap_fail "$name $size: drop accounting start"; continue; }
+    drops_start "$rs" || { tap_fail "$name $size: drop accounting start"; continue; }
     set -- $(module_counters); m0_pkts=$1 m0_gso=$2 m0_pmtu=$3 m0_other=$4
     nsx client gue-traffic run --connect "$(hostport "$vip" 8080)" --sizes "$size" --requests "$req" \
       --connections "$CONNECTIONS" ${dl:+--deadline-ms "$size=$dl"} --timeout-ms "$TIMEOUT_MS" \
@@ -82,8 +157,10 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
     need_gso=0
     case "$v" in c-gue|rust|rust-bug) [ "$size" = 1K ] || need_gso=1 ;; esac
     is_rust=0; case "$v" in rust|rust-bug) is_rust=1 ;; esac
+    if [ "$is_rust" = 1 ]; then mobj="{\"pkts\":$mod_pkts,\"gso\":$mod_gso,\"pmtu\":$mod_pmtu,\"other\":$mod_other}"; else mobj=null; fi
     rec=$(jq -c --arg name "$name" --arg v "$v" --argjson cf "$cf" --argjson of "$of" --arg cs "$cs" \
       --arg rs "$rs" --argjson trc "$trc" --argjson need_gso "$need_gso" --argjson dl "${dl:-null}" \
+      --argjson d "$(drops_json /tmp/drops.txt)" --argjson m "$mobj" \
       --argjson gso "$gso" --argjson gerr "$(drops_get /tmp/drops.txt gso_errors)" \
       --argjson kfree "$(drops_get /tmp/drops.txt kfree_xmit)" \
       --argjson txd "$(drops_get /tmp/drops.txt tx_dropped_delta)" \
@@ -91,7 +168,7 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
       --argjson ovr "$(drops_get /tmp/drops.txt trace_overrun)" \
       --argjson gmiss "$(drops_get /tmp/drops.txt gso_missed)" \
       --argjson is_rust "$is_rust" --argjson egress_mtu "${mtu:-$EGRESS_MTU}" \
-      --argjson mpk "$mod_pkts" --argjson mgso "$mod_gso" --argjson mpmtu "$mod_pmtu" --argjson mother "$mod_other" '
+      --argjson mpk "$mod_pkts" --argjson mgso "$mod_gso" --argjson mpmtu "$mod_pmtu" --argjson mother "$mod_other" "$CONS_JQ"'
       .sizes[0] as $s
       | { name: $name, variant: $v, client_family: $cf, outer_family: $of, csum: $cs, real_server: $rs,
           payload_bytes: $s.payload_bytes, requests: $s.requests, ok: $s.ok, bytes_ok: $s.bytes_ok,
@@ -115,11 +192,12 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
                       if $need_gso == 1 and .gso_calls == 0 then "gso_calls == 0: UDP tunnel GSO path not exercised" else empty end,
                       if $is_rust == 1 and $mother > 0 then "module drops (route/headroom/bad packet) \($mother)" else empty end,
                       if $is_rust == 1 and $need_gso == 1 and $mgso == 0 then "module encapsulated no GSO packet" else empty end ])
+      | conserve($d; $m)
       | .passed = (.reasons | length == 0)' /tmp/run.json) || rec="{\"name\":\"$name\",\"passed\":false,\"reasons\":[\"record build failed\"]}"
     result "$rec"
-    line=$(echo "$rec" | jq -r '"\(.name) \(.payload_bytes)B: \(.ok)/\(.requests) ok, p99 \(.p99_ms) ms, \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits)" + (if .passed then "" else " -- " + (.reasons | join("; ")) end)')
+    line=$(echo "$rec" | jq -r '"\(.name) \(.payload_bytes)B: \(.ok)/\(.requests) ok, p99 \(.p99_ms) ms, \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits), segs \(.in_segs)/\(.out_segs)/\(.rs_segs), rx drops \(.rx_drops + .rx_kfree)" + (if .passed then "" else " -- " + (.reasons | join("; ")) end)')
     if echo "$rec" | jq -e .passed >/dev/null; then tap_ok "$line"; else
-      tap_fail "$line"; sed 's/^/#   /' /tmp/run.err | tail -n 5; drops_hist_report; fi
+      tap_fail "$line"; sed 's/^/#   /' /tmp/run.err | tail -n 5; drops_hist_report; drops_rx_hist_report; cons_report "$rec"; fi
   done
   if [ -n "$mtu" ]; then
     # PMTU must have been answered: ICMP from our module (C instead fragments the outer packet).
@@ -137,27 +215,40 @@ run_iperf() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
   name="iperf3-$v-c$cf-o$of-$cs"; [ "$rs" = rs1 ] || name="$name-$rs"
   ipvs_clear
   cell_service "$v" "$cf" "$of" "$cs" "$rs" || { tap_fail "$name: director service setup"; return; }
-  drops_start
+  is_rust=0; case "$v" in rust|rust-bug) is_rust=1 ;; esac
+  drops_start "$rs"
+  set -- $(module_counters); m0_pkts=$1 m0_gso=$2 m0_pmtu=$3 m0_other=$4
   nsx client iperf3 -c "$(vip_of "$cf")" -p 5201 -t "$IPERF_SECS" -J > /tmp/iperf.json 2>&1
   irc=$?
   drops_stop > /tmp/drops.txt
+  set -- $(module_counters)
+  if [ "$is_rust" = 1 ]; then mobj="{\"pkts\":$(($1 - m0_pkts)),\"gso\":$(($2 - m0_gso)),\"pmtu\":$(($3 - m0_pmtu)),\"other\":$(($4 - m0_other))}"; else mobj=null; fi
   jq -e .end.sum_sent >/dev/null 2>&1 < /tmp/iperf.json || echo '{"end":{}}' > /tmp/iperf.json
   rec=$(jq -c --arg name "$name" --arg v "$v" --argjson cf "$cf" --argjson of "$of" --arg cs "$cs" \
-    --arg rs "$rs" --argjson irc "$irc" \
+    --arg rs "$rs" --argjson irc "$irc" --argjson d "$(drops_json /tmp/drops.txt)" --argjson m "$mobj" \
     --argjson gso "$(drops_get /tmp/drops.txt gso_calls)" --argjson gerr "$(drops_get /tmp/drops.txt gso_errors)" \
     --argjson kfree "$(drops_get /tmp/drops.txt kfree_xmit)" --argjson txd "$(drops_get /tmp/drops.txt tx_dropped_delta)" \
-    --argjson rtx "$(drops_get /tmp/drops.txt retransmits)" '
+    --argjson rtx "$(drops_get /tmp/drops.txt retransmits)" "$CONS_JQ"'
     { name: $name, variant: $v, client_family: $cf, outer_family: $of, csum: $cs, real_server: $rs,
       kind: "iperf3", payload_bytes: .end.sum_received.bytes, bytes_ok: .end.sum_received.bytes,
       requests: 1, director_drops: ([$kfree, $txd] | max), kfree_xmit: $kfree, tx_dropped_delta: $txd,
       gso_calls: $gso, gso_errors: $gerr, retransmits: $rtx,
       throughput_mbps: ((.end.sum_received.bits_per_second // 0) / 1e6 | . * 10 | round / 10),
       iperf_retransmits: .end.sum_sent.retransmits, p99_ms: null, iperf_rc: $irc }
-    | .passed = (.iperf_rc == 0 and .director_drops == 0 and .gso_errors == 0 and (.bytes_ok // 0) > 0)' \
+    | .reasons = ([ if .iperf_rc != 0 then "iperf3 rc \(.iperf_rc)" else empty end,
+                    if .director_drops > 0 then "director drops \(.director_drops)" else empty end,
+                    if .gso_errors > 0 then "GSO errors \(.gso_errors)" else empty end,
+                    if (.bytes_ok // 0) == 0 then "no bytes received" else empty end,
+                    if $m != null and $m.other > 0 then "module drops (route/headroom/bad packet) \($m.other)" else empty end ])
+    | if $m != null then .module_packets = $m.pkts | .module_gso_packets = $m.gso
+        | .module_drop_pmtu = $m.pmtu | .module_drops_other = $m.other else . end
+    | conserve($d; $m)
+    | .passed = (.reasons | length == 0)' \
     /tmp/iperf.json)
   result "$rec"
-  line=$(echo "$rec" | jq -r '"\(.name): \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits)"')
-  if echo "$rec" | jq -e .passed >/dev/null; then tap_ok "$line"; else tap_fail "$line"; tail -n 3 /tmp/iperf.json | sed 's/^/#   /'; fi
+  line=$(echo "$rec" | jq -r '"\(.name): \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits), segs \(.in_segs)/\(.out_segs)/\(.rs_segs), rx drops \(.rx_drops + .rx_kfree)" + (if .passed then "" else " -- " + (.reasons | join("; ")) end)')
+  if echo "$rec" | jq -e .passed >/dev/null; then tap_ok "$line"; else
+    tap_fail "$line"; tail -n 3 /tmp/iperf.json | sed 's/^/#   /'; drops_rx_hist_report; cons_report "$rec"; fi
   ipvs_clear
 }
 
