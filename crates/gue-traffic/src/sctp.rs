@@ -621,6 +621,7 @@ mod tests {
             let c =
                 unsafe { libc::accept(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut()) };
             assert!(c >= 0);
+            // SAFETY: `c` is a descriptor accept just returned (checked >= 0); nothing else owns it.
             let mut s = TcpStream::from(unsafe { OwnedFd::from_raw_fd(c) });
             serve_conn(&mut s).unwrap()
         });
