@@ -71,6 +71,18 @@ tap() { # ok|fail TEXT
   n=$((n + 1))
   if [ "$1" = ok ]; then pass=$((pass + 1)); echo "ok $n - $2"; else fail=$((fail + 1)); echo "not ok $n - $2"; fi
 }
+# A group run to show a failure (bug or silent-loss build): its own TAP lines become diagnostics,
+# and one verdict says whether every large-payload record (GSO territory) failed for WHY.
+detected() { # GROUP WHAT WHY JQ_PREDICATE (on one record)
+  local nlarge nbad
+  sed 's/^/# /' "$gdir/tap.txt"
+  read -r nlarge nbad < <(grep '^{"name"' "$gdir/results.txt" | jq -rs '
+    [.[] | select((.payload_bytes // 0) >= 65536 or .kind == "iperf3")]
+    | "\(length) \([.[] | select(.passed == false and ('"$4"'))] | length)"')
+  if [ "$nlarge" -gt 0 ] && [ "$nbad" -eq "$nlarge" ]; then
+    tap ok "[$1] $2 detected: all $nlarge large-payload records fail on $3 (${dt}s)"
+  else tap fail "[$1] $2 NOT detected in every large-payload record: $nbad of $nlarge (rc $rc, ${dt}s)"; fi
+}
 initrd=$("$top/qemu/build-initramfs" | tail -n1)
 passthru=()
 for k in SIZES REQUESTS DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS; do
@@ -119,14 +131,8 @@ for g in "${groups[@]}"; do
     >> "$out/records.jsonl" || true
   nrec=$(grep -c '^{"name"' "$gdir/results.txt" || true)
   if [ "$g" = rust ] && [ "$expect_loss" = 1 ]; then
-    sed 's/^/# /' "$gdir/tap.txt"
     # Silent loss must be caught by the conservation balance in every large-payload record.
-    read -r nlarge nbad < <(grep '^{"name"' "$gdir/results.txt" | jq -rs '
-      [.[] | select((.payload_bytes // 0) >= 65536 or .kind == "iperf3")]
-      | "\(length) \([.[] | select(.passed == false and .conserved == false)] | length)"')
-    if [ "$nlarge" -gt 0 ] && [ "$nbad" -eq "$nlarge" ]; then
-      tap ok "[$g] silent loss detected: all $nlarge large-payload records fail conservation (${dt}s)"
-    else tap fail "[$g] silent loss NOT detected in every large-payload record: $nbad of $nlarge (rc $rc, ${dt}s)"; fi
+    detected "$g" "silent loss" "conservation" '.conserved == false'
   elif [ "$bug" = 0 ]; then
     while IFS= read -r l; do
       case "$l" in "ok "*) tap ok "${l#ok * - }" ;; "not ok "*) tap fail "${l#not ok * - }" ;; *) echo "$l" ;; esac
@@ -134,14 +140,8 @@ for g in "${groups[@]}"; do
     if [ "$rc" = 0 ]; then tap ok "[$g] VM run: guest exit 0, $nrec records, ${dt}s"
     else tap fail "[$g] VM run: rc $rc, $nrec records, ${dt}s (log $gdir/console.log)"; fi
   else
-    sed 's/^/# /' "$gdir/tap.txt"
     # Every large-payload record (GSO territory) must show the bug: drops or GSO errors.
-    read -r nlarge nbad < <(grep '^{"name"' "$gdir/results.txt" | jq -rs '
-      [.[] | select((.payload_bytes // 0) >= 65536 or .kind == "iperf3")]
-      | "\(length) \([.[] | select(.passed == false and ((.director_drops // 0) > 0 or (.gso_errors // 0) > 0))] | length)"')
-    if [ "$nlarge" -gt 0 ] && [ "$nbad" -eq "$nlarge" ]; then
-      tap ok "[$g] bug detected: all $nlarge large-payload records fail on drops/GSO errors (${dt}s)"
-    else tap fail "[$g] bug NOT detected in every large-payload record: $nbad of $nlarge (rc $rc, ${dt}s)"; fi
+    detected "$g" "bug" "drops/GSO errors" '(.director_drops // 0) > 0 or (.gso_errors // 0) > 0'
   fi
   echo "# [$g] boot+run ${dt}s; console $gdir/console.log"
 done

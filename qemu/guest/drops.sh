@@ -117,32 +117,50 @@ drops_init() { # once per boot: mounts + kretprobe event definition
   [ -n "${DROPS_RX_FILTER:-}" ] || DROPS_RX_FILTER=$(_drops_rx_filter)
 }
 
-# One counter per line, "NS KEY VALUE": every device's statistics (dev.NAME.FIELD), /proc/net/snmp
+# One counter per line, "NS KEY VALUE": every device's packet, drop and error counts
+# (dev.NAME.FIELD, from /proc/net/dev: its rx drop column also holds rx_missed_errors), /proc/net/snmp
 # and netstat (Proto.Field), snmp6 and per-device dev_snmp6 (dev6.NAME.Field), and in the director
-# IPVS's live InPkts summed over CPUs (ipvs.InPkts).
+# IPVS's live InPkts summed over CPUs (ipvs.InPkts).  One awk per namespace, entered with setns
+# only (/proc/net follows the reader's namespace): a process per counter file and `ip netns exec`
+# (which remounts /sys) cost 2-4 s per snapshot under TCG, and every traffic run takes two.
+DROPS_SNAP_AWK='
+  function pairs(f,   line, h, x, k, n, i, key) {  # "Proto: names" then "Proto: values"
+    while ((getline line < f) > 0) {
+      n = split(line, x); key = x[1]
+      if (!(key in h)) { h[key] = line; continue }
+      split(h[key], k); delete h[key]
+      for (i = 2; i <= n; i++) print ns, substr(key, 1, length(key) - 1) "." k[i], x[i]
+    }
+    close(f)
+  }
+  function named(f, prefix,   line, x) { while ((getline line < f) > 0) { split(line, x); print ns, prefix x[1], x[2] } close(f) }
+  BEGIN {
+    nd = 0
+    while ((getline line < "/proc/net/dev") > 0) {
+      if (line !~ /:/) continue
+      sub(/:/, " ", line); split(line, x); d = x[1]; devs[++nd] = d
+      print ns, "dev." d ".rx_packets", x[3]; print ns, "dev." d ".rx_errors", x[4]
+      print ns, "dev." d ".rx_dropped", x[5]; print ns, "dev." d ".tx_packets", x[11]
+      print ns, "dev." d ".tx_errors", x[12]; print ns, "dev." d ".tx_dropped", x[13]
+    }
+    close("/proc/net/dev")
+    pairs("/proc/net/snmp"); pairs("/proc/net/netstat")
+    named("/proc/net/snmp6", "")
+    for (i = 1; i <= nd; i++) named("/proc/net/dev_snmp6/" devs[i], "dev6." devs[i] ".")
+    f = "/proc/net/ip_vs_stats_percpu"; s = 0
+    if ((getline line < f) > 0) {
+      do { n = split(line, x); if (x[1] ~ /^[0-9A-F]+$/ && n == 6) s += ("0x" x[3]) + 0 } while ((getline line < f) > 0)
+      print ns, "ipvs.InPkts", s
+    }
+  }'
 _drops_snap() { # FILE
-  for ns in $TOPO_NS; do
-    nsx "$ns" sh -c '
-      for d in /sys/class/net/*; do
-        n=${d##*/}
-        for f in rx_packets tx_packets rx_dropped rx_errors tx_dropped tx_errors; do
-          echo "dev.$n.$f $(cat "$d/statistics/$f")"
-        done
-      done
-      awk "{ if (h[\$1] != \"\") { split(h[\$1], k); for (i = 2; i <= NF; i++) print substr(\$1, 1, length(\$1) - 1) \".\" k[i], \$i }
-             else h[\$1] = \$0 }" /proc/net/snmp /proc/net/netstat
-      awk "{print \$1, \$2}" /proc/net/snmp6
-      for f in /proc/net/dev_snmp6/*; do awk -v d="${f##*/}" "{print \"dev6.\" d \".\" \$1, \$2}" "$f"; done
-      [ ! -r /proc/net/ip_vs_stats_percpu ] || awk "\$1 ~ /^[0-9A-F]+\$/ && NF == 6 {s += (\"0x\" \$3) + 0} END {print \"ipvs.InPkts\", s + 0}" /proc/net/ip_vs_stats_percpu
-    ' 2>/dev/null | sed "s/^/$ns /"
-  done > "$1"
+  for ns in $TOPO_NS; do nsenter --net=/run/netns/"$ns" awk -v ns="$ns" "$DROPS_SNAP_AWK"; done > "$1"
 }
 
 # Frames on every topology NIC: unchanged for two reads 0.3 s apart = quiet.
 _drops_activity() {
-  for ns in client director router rs1 rs2; do
-    nsx "$ns" sh -c 'cat /sys/class/net/eth-*/statistics/rx_packets /sys/class/net/eth-*/statistics/tx_packets' 2>/dev/null
-  done | awk '{s += $1} END {print s + 0}'
+  for ns in client director router rs1 rs2; do nsenter --net=/run/netns/"$ns" cat /proc/net/dev; done \
+    | awk '{sub(":", " "); $0 = $0} $1 ~ /^eth-/ {s += $3 + $11} END {print s + 0}'  # name rx_bytes rx_packets .. tx_bytes tx_packets
 }
 drops_settle() { # waits at most ~6 s
   a=$(_drops_activity); same=0; i=0
