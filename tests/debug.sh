@@ -13,7 +13,7 @@
 #     --ns-rounds N       scenario 4 rounds (default 2)
 #     --ns-per-round N    scenario 4 director namespaces per round (default 5)
 #     --timeout SECS      hard limit for the VM (default 900)
-#     --out DIR           console.log, results.txt, canary build (default target/debug)
+#     --out DIR           console.log, results.txt, canary build (default target/debug-suite)
 #     -h, --help
 #   Env: IPVS_GUE_DEBUG_KDIR (debug kernel build dir; else the one IPVS_GUE_BZIMAGE lies in; else
 #   the cached `scripts/build-kernel debug`), IPVS_GUE_MEM (guest memory, default 1G),
@@ -28,7 +28,7 @@ ko=${IPVS_GUE_DEBUG_KO:-}
 scenarios="2 3 4"
 cycles=5 ns_rounds=2 ns_per_round=5
 tmo=900
-out="$top/target/debug"
+out="$top/target/debug-suite"  # (target/debug is cargo's)
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 need_arg() { [ "$2" -ge 2 ] || { echo "debug.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
