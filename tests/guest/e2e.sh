@@ -89,6 +89,9 @@ module_counters() {
 #                          (plain DR: frames in - IP packets received)
 CONS_JQ='
 def drops: [split("\n")[] | capture("^(?<k>[a-z_0-9]+)=(?<v>.*)$") | {(.k): (.v | tonumber? // .)}] | add;
+# What record_load reads: the record, "pass" or "fail", and the TAP text (failing: with its reasons).
+def emit($text): tojson, (if .passed then "pass" else "fail" end),
+  $text + (if .passed then "" else " -- " + (.reasons | join("; ")) end);
 def conserve($d; $m):
   . + ($d | {rx_drops, rx_detail, rx_kfree, in_pkts, in_segs, client_segs, out_pkts, out_frames,
              out_frag_extra, out_segs, icmp_pmtu, rs_frames, rs_datagrams, rs_ip_segs, rs_decap_segs,
@@ -166,7 +169,6 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
     case "$v" in c-gue|rust|rust-bug) [ "$size" = 1K ] || need_gso=1 ;; esac
     is_rust=0; case "$v" in rust|rust-bug) is_rust=1 ;; esac
     if [ "$is_rust" = 1 ]; then mobj="{\"pkts\":$mod_pkts,\"gso\":$mod_gso,\"pmtu\":$mod_pmtu,\"other\":$mod_other}"; else mobj=null; fi
-    # Output: the record, then "pass" or "fail", then its TAP text.
     jq -r --arg name "$name" --arg v "$v" --argjson cf "$cf" --argjson of "$of" --arg cs "$cs" \
       --arg rs "$rs" --argjson trc "$trc" --argjson need_gso "$need_gso" --argjson dl "${dl:-null}" \
       --rawfile dtxt /tmp/drops.txt --argjson m "$mobj" \
@@ -197,8 +199,7 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
                       if $is_rust == 1 and $need_gso == 1 and $m.gso == 0 then "module encapsulated no GSO packet" else empty end ])
       | conserve($d; $m)
       | .passed = (.reasons | length == 0)
-      | tojson, (if .passed then "pass" else "fail" end),
-        "\(.name) \(.payload_bytes)B: \(.ok)/\(.requests) ok, p99 \(.p99_ms) ms, \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits), segs \(.in_segs)/\(.out_segs)/\(.rs_segs), rx drops \(.rx_drops + .rx_kfree)" + (if .passed then "" else " -- " + (.reasons | join("; ")) end)' \
+      | emit("\(.name) \(.payload_bytes)B: \(.ok)/\(.requests) ok, p99 \(.p99_ms) ms, \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits), segs \(.in_segs)/\(.out_segs)/\(.rs_segs), rx drops \(.rx_drops + .rx_kfree)")' \
       /tmp/run.json > /tmp/rec.txt 2>/tmp/rec.err
     record_load $? "$name $size"
     if [ "$verdict" = pass ]; then tap_ok "$line"; else
@@ -228,7 +229,7 @@ run_iperf() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
   drops_stop > /tmp/drops.txt
   set -- $(module_counters)
   if [ "$is_rust" = 1 ]; then mobj="{\"pkts\":$(($1 - m0_pkts)),\"gso\":$(($2 - m0_gso)),\"pmtu\":$(($3 - m0_pmtu)),\"other\":$(($4 - m0_other))}"; else mobj=null; fi
-  # Output as in run_cell: record, pass|fail, TAP text.  iperf3's JSON, or {end: {}} if it wrote none.
+  # iperf3's JSON, or {end: {}} if it wrote none.
   jq -nr --arg name "$name" --arg v "$v" --argjson cf "$cf" --argjson of "$of" --arg cs "$cs" \
     --arg rs "$rs" --argjson irc "$irc" --rawfile dtxt /tmp/drops.txt --rawfile itxt /tmp/iperf.json \
     --argjson m "$mobj" "$CONS_JQ"'
@@ -249,8 +250,7 @@ run_iperf() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
         | .module_drop_pmtu = $m.pmtu | .module_drops_other = $m.other else . end
     | conserve($d; $m)
     | .passed = (.reasons | length == 0)
-    | tojson, (if .passed then "pass" else "fail" end),
-      "\(.name): \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits), segs \(.in_segs)/\(.out_segs)/\(.rs_segs), rx drops \(.rx_drops + .rx_kfree)" + (if .passed then "" else " -- " + (.reasons | join("; ")) end)' \
+    | emit("\(.name): \(.throughput_mbps) Mbit/s, drops \(.director_drops), gso \(.gso_calls) calls/\(.gso_errors) err, rtx \(.retransmits), segs \(.in_segs)/\(.out_segs)/\(.rs_segs), rx drops \(.rx_drops + .rx_kfree)")' \
     > /tmp/rec.txt 2>/tmp/rec.err
   record_load $? "$name"
   if [ "$verdict" = pass ]; then tap_ok "$line"; else
