@@ -14,6 +14,7 @@ use kernel::types::Opaque;
 use crate::bindings as b;
 use crate::gue_core::addr::{Family, InetAddr};
 use crate::net::pernet::Namespace;
+use crate::net::rcu::GracePeriodStamp;
 use crate::net::route::{self, RouteKind};
 use crate::net::skb::{OwnedSkb, SkBuff};
 use crate::net::Net;
@@ -123,18 +124,22 @@ unsafe extern "C" fn hook_trampoline<T: LocalOutHook, const V6: bool>(
     }
 }
 
-/// LOCAL_OUT hooks (IPv4 and IPv6) of one namespace, calling `T`; unregistered on drop, and
-/// `T` released only once no CPU can still be running the hook.
+/// LOCAL_OUT hooks (IPv4 and IPv6) of one namespace, calling `T`; unregistered on drop (or
+/// earlier, by [`Registration::unregister`]), and `T` released only once no CPU can still be
+/// running the hook.
 ///
 /// # Invariants
 ///
-/// Both `ops` are registered in `net` until drop, with `priv_` pointing at `*data`; `net`
-/// lives for `'ns`, which `self` cannot outlive.
+/// While `unregistered` is `None`, both `ops` are registered in `net` with `priv_` pointing at
+/// `*data`; once it is `Some(stamp)`, neither is, and a CPU can be running the hook only inside
+/// an RCU read-side section that began before `stamp`. `net` lives for `'ns`, which `self`
+/// cannot outlive.
 pub(crate) struct Registration<'ns, T: LocalOutHook> {
     ops: KBox<[Opaque<b::nf_hook_ops>; 2]>,
     /// The hook's state, kept alive while a CPU may run the hook.
     _data: Arc<T>,
     net: NonNull<b::net>,
+    unregistered: Option<GracePeriodStamp>,
     _ns: PhantomData<&'ns Net>,
 }
 
@@ -171,29 +176,46 @@ impl<'ns, T: LocalOutHook> Registration<'ns, T> {
         to_result(unsafe { b::nf_register_net_hook(net, ops[0].get()) })?;
         // SAFETY: as above.
         if let Err(e) = to_result(unsafe { b::nf_register_net_hook(net, ops[1].get()) }) {
-            // SAFETY: the IPv4 hook was registered just above; unregistering does not wait
-            // for running hooks (see `Drop`), so wait before `data` may go.
-            unsafe {
-                b::nf_unregister_net_hook(net, ops[0].get());
-                b::synchronize_net();
-            }
+            // SAFETY: the IPv4 hook was registered just above.
+            unsafe { b::nf_unregister_net_hook(net, ops[0].get()) };
+            // Unregistering does not wait for running hooks (see `unregister`): wait before
+            // `ops` and `data` may go.
+            GracePeriodStamp::now().wait();
             return Err(e);
         }
         // INVARIANT: both hooks are registered with `priv_` = `data`; `ns` lives for `'ns`.
-        Ok(Self { ops, _data: data, net: NonNull::from(ns.net()).cast(), _ns: PhantomData })
+        Ok(Self { ops, _data: data, net: NonNull::from(ns.net()).cast(), unregistered: None, _ns: PhantomData })
+    }
+
+    /// Stops new calls of the hook now; `T` is still released only on drop, after a grace
+    /// period. Unregistering every namespace's hooks in `pre_exit` lets the one grace period
+    /// the netns core waits for before `exit` cover them all, so `drop` does not wait again.
+    pub(crate) fn unregister(&mut self) {
+        if self.unregistered.is_some() {
+            return;
+        }
+        for ops in self.ops.iter() {
+            // SAFETY: both hooks are registered in `net` (type invariant, `unregistered` is
+            // `None`).
+            unsafe { b::nf_unregister_net_hook(self.net.as_ptr(), ops.get()) };
+        }
+        // `nf_unregister_net_hook` swaps in a new hook blob and frees the old one with
+        // `call_rcu`: it does not wait for CPUs still inside `nf_hook_slow` (an RCU read-side
+        // section, `nf_hook`'s `rcu_read_lock`) running our hook, so they may have begun only
+        // before this point.
+        // INVARIANT: neither hook is registered any more; any running call began before the
+        // stamp.
+        self.unregistered = Some(GracePeriodStamp::now());
     }
 }
 
 impl<T: LocalOutHook> Drop for Registration<'_, T> {
     fn drop(&mut self) {
-        for ops in self.ops.iter() {
-            // SAFETY: both hooks are registered in `net` (type invariant).
-            unsafe { b::nf_unregister_net_hook(self.net.as_ptr(), ops.get()) };
+        self.unregister();
+        // Wait for CPUs still running the hook before `ops` and `data` are released; returns
+        // at once if a grace period has passed since `unregister` (netns exit, module unload).
+        if let Some(stamp) = self.unregistered.take() {
+            stamp.wait();
         }
-        // `nf_unregister_net_hook` swaps in a new hook blob and frees the old one with
-        // `call_rcu`: it does not wait for CPUs still inside `nf_hook_slow` (an RCU read-side
-        // section) running our hook. Wait for them before `ops` and `data` are released.
-        // SAFETY: process context (netns exit or module unload), no locks held.
-        unsafe { b::synchronize_net() };
     }
 }

@@ -2,7 +2,8 @@
 
 //! Per-network-namespace state (`pernet_operations`): created for every namespace (existing
 //! ones at registration, new ones as they appear) and dropped in the namespace's `exit` or
-//! when the subsystem is unregistered.
+//! when the subsystem is unregistered. Between `pre_exit` and `exit` the netns core waits for
+//! one RCU grace period for all namespaces going away together (`ops_undo_list`).
 
 use core::ffi::{c_int, c_void};
 use core::marker::PhantomData;
@@ -49,6 +50,9 @@ pub(crate) trait PernetState: 'static {
     fn id() -> &'static PernetId;
     /// Creates the state of a new namespace.
     fn init<'ns>(ns: &Namespace<'ns>) -> Result<KBox<Self::State<'ns>>>;
+    /// First step of the namespace's teardown: an RCU grace period follows before the state
+    /// is dropped, shared by every namespace (and every subsystem) going away in the batch.
+    fn pre_exit(_state: &mut Self::State<'_>) {}
 }
 
 /// Where `net_generic` keeps `T`'s per-namespace pointer.
@@ -69,6 +73,20 @@ unsafe extern "C" fn init<T: PernetState>(net: *mut b::net) -> c_int {
         unsafe { slot::<T>(net).write(KBox::into_raw(state).cast()) };
         Ok(0)
     })
+}
+
+unsafe extern "C" fn pre_exit<T: PernetState>(net: *mut b::net) {
+    // SAFETY: called by the netns core with a namespace being torn down, still live.
+    let net = unsafe { Net::from_raw(net) };
+    // SAFETY: as in `init`; the slot holds null (`init` failed) or the pointer `init` stored,
+    // which only `exit` frees, after this returns.
+    let state = unsafe { slot::<T>(net).read() };
+    if !state.is_null() {
+        // SAFETY: `state` points at the live `T::State` `init` stored; the netns core runs
+        // `init`, `pre_exit` and `exit` of one namespace one after another, so nothing else
+        // holds a reference to it.
+        T::pre_exit(unsafe { &mut *state.cast::<T::State<'_>>() });
+    }
 }
 
 unsafe extern "C" fn exit<T: PernetState>(net: *mut b::net) {
@@ -108,6 +126,7 @@ impl<T: PernetState> Subsystem<T> {
         }
         let mut ops = b::pernet_operations::default();
         ops.init = Some(init::<T>);
+        ops.pre_exit = Some(pre_exit::<T>);
         ops.exit = Some(exit::<T>);
         ops.id = id.id.as_ptr();
         ops.size = core::mem::size_of::<*mut c_void>();

@@ -34,6 +34,27 @@ fn synchronize_rcu() {
     unsafe { b::synchronize_rcu() };
 }
 
+/// A point in RCU time: [`GracePeriodStamp::wait`] returns once a full grace period has
+/// elapsed since it was taken, at once if one already has (`get_state_synchronize_rcu` ..
+/// `cond_synchronize_rcu`). It lets a teardown that other code has already waited for (the
+/// netns core's grace period between `pre_exit` and `exit`) skip a grace period of its own.
+pub(crate) struct GracePeriodStamp(core::ffi::c_ulong);
+
+impl GracePeriodStamp {
+    pub(crate) fn now() -> Self {
+        // SAFETY: only reads RCU's grace-period counter; callable from any context.
+        Self(unsafe { b::get_state_synchronize_rcu() })
+    }
+
+    /// Sleeps (process context only) until every RCU read-side section that was running when
+    /// `self` was taken has ended.
+    pub(crate) fn wait(self) {
+        // SAFETY: `self.0` came from `get_state_synchronize_rcu`; callers run in process
+        // context (netns exit, module unload, registration error paths).
+        unsafe { b::cond_synchronize_rcu(self.0) };
+    }
+}
+
 /// A heap value published with RCU: readers dereference it lock-free inside a read-side
 /// critical section; a writer swaps in a new value and frees the old one after a grace period.
 ///
