@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Command-line parsing, ipvsadm style: one command option (`-a`, `-e`,
-//! `-d`, `-C`, `-L`) plus its parameters. Short flags may be clustered
+//! Command-line parsing (lexopt), ipvsadm style: one command option (`-a`,
+//! `-e`, `-d`, `-C`, `-L`) plus its parameters. Short flags may be clustered
 //! (`-Ln`), values may be attached (`-r10.0.0.1`, `--gue-port=5501`).
 
 use std::ffi::OsString;
@@ -82,147 +82,96 @@ Options:
 Exit status: 0 success, 1 runtime error, 2 usage error.
 ";
 
-enum Opt {
-    Mode(Mode),
-    RealServer,
-    GuePort,
-    Csum,
-    Outer,
-    Numeric,
-    Stats,
-    Exact,
-    Proc,
-}
-
-fn long_opt(name: &str) -> Option<Opt> {
-    Some(match name {
-        "add-server" => Opt::Mode(Mode::Add),
-        "edit-server" => Opt::Mode(Mode::Edit),
-        "delete-server" => Opt::Mode(Mode::Delete),
-        "clear" => Opt::Mode(Mode::Clear),
-        "list" => Opt::Mode(Mode::List),
-        "help" => Opt::Mode(Mode::Help),
-        "version" => Opt::Mode(Mode::Version),
-        "real-server" => Opt::RealServer,
-        "gue-port" => Opt::GuePort,
-        "csum" => Opt::Csum,
-        "outer" => Opt::Outer,
-        "numeric" => Opt::Numeric,
-        "stats" => Opt::Stats,
-        "exact" => Opt::Exact,
-        "proc" => Opt::Proc,
-        _ => return None,
-    })
-}
-
-fn short_opt(c: char) -> Option<Opt> {
-    Some(match c {
-        'a' => Opt::Mode(Mode::Add),
-        'e' => Opt::Mode(Mode::Edit),
-        'd' => Opt::Mode(Mode::Delete),
-        'C' => Opt::Mode(Mode::Clear),
-        'L' | 'l' => Opt::Mode(Mode::List),
-        'h' => Opt::Mode(Mode::Help),
-        'V' => Opt::Mode(Mode::Version),
-        'r' => Opt::RealServer,
-        'n' => Opt::Numeric,
-        _ => return None,
-    })
-}
-
-fn takes_value(opt: &Opt) -> bool {
-    matches!(
-        opt,
-        Opt::RealServer | Opt::GuePort | Opt::Csum | Opt::Outer | Opt::Proc
-    )
-}
-
 fn usage(msg: impl Into<String>) -> UsageError {
     UsageError(msg.into())
 }
 
+impl From<lexopt::Error> for UsageError {
+    fn from(e: lexopt::Error) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+/// How the user spelled an option, for messages.
+fn spelling(arg: &lexopt::Arg<'_>) -> String {
+    match arg {
+        lexopt::Arg::Short(c) => format!("-{c}"),
+        lexopt::Arg::Long(name) => format!("--{name}"),
+        lexopt::Arg::Value(v) => v.to_string_lossy().into_owned(),
+    }
+}
+
+/// Stores a value option, refusing a second one.
+fn set_once(slot: &mut Option<String>, name: &str, value: OsString) -> Result<(), UsageError> {
+    if slot.is_some() {
+        return Err(usage(format!("option '{name}' given twice")));
+    }
+    *slot = Some(
+        value
+            .into_string()
+            .map_err(|v| usage(format!("option '{name}': {v:?} is not valid UTF-8")))?,
+    );
+    Ok(())
+}
+
 /// Parses the arguments after the program name.
 pub fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Args, UsageError> {
-    let mut raw = raw.into_iter();
+    use lexopt::Arg::{Long, Short, Value};
+    let mut parser = lexopt::Parser::from_args(raw);
     let mut args = Args::default();
-    while let Some(arg) = raw.next() {
-        let arg = arg
-            .into_string()
-            .map_err(|a| usage(format!("argument {a:?} is not valid UTF-8")))?;
-        // (display name, option, attached value)
-        let mut items: Vec<(String, Opt, Option<String>)> = Vec::new();
-        if let Some(long) = arg.strip_prefix("--") {
-            let (name, value) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (long, None),
-            };
-            let opt = long_opt(name).ok_or_else(|| usage(format!("unknown option '--{name}'")))?;
-            if value.is_some() && !takes_value(&opt) {
-                return Err(usage(format!("option '--{name}' takes no value")));
+    while let Some(arg) = parser.next()? {
+        let name = spelling(&arg);
+        let mode = match arg {
+            Short('a') | Long("add-server") => Mode::Add,
+            Short('e') | Long("edit-server") => Mode::Edit,
+            Short('d') | Long("delete-server") => Mode::Delete,
+            Short('C') | Long("clear") => Mode::Clear,
+            Short('L' | 'l') | Long("list") => Mode::List,
+            Short('h') | Long("help") => Mode::Help,
+            Short('V') | Long("version") => Mode::Version,
+            Short('r') | Long("real-server") => {
+                set_once(&mut args.real_server, &name, parser.value()?)?;
+                continue;
             }
-            items.push((format!("--{name}"), opt, value));
-        } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
-            for (i, c) in shorts.char_indices() {
-                let opt = short_opt(c).ok_or_else(|| usage(format!("unknown option '-{c}'")))?;
-                if takes_value(&opt) {
-                    let rest = &shorts[i + c.len_utf8()..];
-                    let value = (!rest.is_empty()).then(|| rest.to_string());
-                    items.push((format!("-{c}"), opt, value));
-                    break;
-                }
-                items.push((format!("-{c}"), opt, None));
+            Long("gue-port") => {
+                set_once(&mut args.gue_port, &name, parser.value()?)?;
+                continue;
             }
-        } else {
-            return Err(usage(format!("unexpected argument '{arg}'")));
+            Long("csum") => {
+                set_once(&mut args.csum, &name, parser.value()?)?;
+                continue;
+            }
+            Long("outer") => {
+                set_once(&mut args.outer, &name, parser.value()?)?;
+                continue;
+            }
+            Long("proc") => {
+                args.proc_path = Some(PathBuf::from(parser.value()?));
+                continue;
+            }
+            Short('n') | Long("numeric") => {
+                args.numeric = true;
+                continue;
+            }
+            Long("stats") => {
+                args.stats = true;
+                continue;
+            }
+            Long("exact") => {
+                args.exact = true;
+                continue;
+            }
+            Value(_) => return Err(usage(format!("unexpected argument '{name}'"))),
+            _ => return Err(arg.unexpected().into()),
+        };
+        if let Some(prev) = args.mode.filter(|&p| p != mode) {
+            return Err(usage(format!(
+                "only one command may be given, not both {} and {}",
+                prev.flag(),
+                mode.flag()
+            )));
         }
-        for (name, opt, value) in items {
-            let mut value = || -> Result<String, UsageError> {
-                match value.clone() {
-                    Some(v) => Ok(v),
-                    None => raw
-                        .next()
-                        .and_then(|v| v.into_string().ok())
-                        .ok_or_else(|| usage(format!("option '{name}' needs a value"))),
-                }
-            };
-            let slot = match opt {
-                Opt::Mode(m) => {
-                    if let Some(prev) = args.mode.filter(|&p| p != m) {
-                        return Err(usage(format!(
-                            "only one command may be given, not both {} and {}",
-                            prev.flag(),
-                            m.flag()
-                        )));
-                    }
-                    args.mode = Some(m);
-                    continue;
-                }
-                Opt::Numeric => {
-                    args.numeric = true;
-                    continue;
-                }
-                Opt::Stats => {
-                    args.stats = true;
-                    continue;
-                }
-                Opt::Exact => {
-                    args.exact = true;
-                    continue;
-                }
-                Opt::Proc => {
-                    args.proc_path = Some(PathBuf::from(value()?));
-                    continue;
-                }
-                Opt::RealServer => &mut args.real_server,
-                Opt::GuePort => &mut args.gue_port,
-                Opt::Csum => &mut args.csum,
-                Opt::Outer => &mut args.outer,
-            };
-            if slot.is_some() {
-                return Err(usage(format!("option '{name}' given twice")));
-            }
-            *slot = Some(value()?);
-        }
+        args.mode = Some(mode);
     }
     check_combination(&args)?;
     Ok(args)
@@ -300,9 +249,9 @@ mod tests {
             e(&["-a", "-d"]),
             "only one command may be given, not both -a and -d"
         );
-        assert_eq!(e(&["-x"]), "unknown option '-x'");
-        assert_eq!(e(&["--frob"]), "unknown option '--frob'");
-        assert_eq!(e(&["-a", "-r"]), "option '-r' needs a value");
+        assert_eq!(e(&["-x"]), "invalid option '-x'");
+        assert_eq!(e(&["--frob"]), "invalid option '--frob'");
+        assert_eq!(e(&["-a", "-r"]), "missing argument for option '-r'");
         assert_eq!(
             e(&["-d", "-r", "1.2.3.4", "--gue-port", "1"]),
             "option '--gue-port' is not valid with -d"
@@ -314,6 +263,22 @@ mod tests {
         );
         assert_eq!(e(&["-a", "-r", "1", "-r", "2"]), "option '-r' given twice");
         assert_eq!(e(&["-C", "extra"]), "unexpected argument 'extra'");
-        assert_eq!(e(&["--clear=1"]), "option '--clear' takes no value");
+        assert_eq!(
+            e(&["--clear=1"]),
+            "unexpected argument for option '--clear': \"1\""
+        );
+    }
+
+    #[test]
+    fn arguments_need_not_be_utf8() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = || OsString::from_vec(vec![b'1', 0xff]);
+        let e = parse_args([OsString::from("-d"), OsString::from("-r"), bad()])
+            .unwrap_err()
+            .0;
+        assert_eq!(e, "option '-r': \"1\\xFF\" is not valid UTF-8");
+        let path = OsString::from_vec(b"/tmp/ctl-\xff".to_vec());
+        let a = parse_args([OsString::from("-L"), OsString::from("--proc"), path.clone()]).unwrap();
+        assert_eq!(a.proc_path, Some(PathBuf::from(path)));
     }
 }

@@ -5,7 +5,9 @@
 use core::fmt;
 
 use gue_core::addr::InetAddr;
-use gue_core::config::{parse_addr, parse_port, ChecksumMode, ConfigError, RealServerConfig, Token};
+use gue_core::config::{
+    parse_addr, parse_port, ChecksumMode, ConfigError, RealServerConfig, Token,
+};
 use gue_core::stats::StatsSnapshot;
 
 /// Number of fields in a row.
@@ -101,7 +103,10 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        assert_eq!(parse_listing_row("10.0.1.2 10.0.1.2 5501"), Err(ListingError::MissingFields));
+        assert_eq!(
+            parse_listing_row("10.0.1.2 10.0.1.2 5501"),
+            Err(ListingError::MissingFields)
+        );
         assert!(matches!(
             parse_listing_row("10.0.1.2 10.0.1.2 5501 none 1 2 3 4 5 6 7 8"),
             Err(ListingError::ExtraField(_))
