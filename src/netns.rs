@@ -108,8 +108,9 @@ impl ProcFileHandler for Netns {
 /// The `net_generic` id of [`GueNamespaces`].
 static NETNS_ID: PernetId = PernetId::new();
 
-/// Everything the module holds for one namespace. Field order is teardown order: the file and
-/// the hooks go (each waiting for its running callbacks) before the state they share.
+/// Everything the module holds for one namespace. The hooks are unregistered first
+/// (`quiesce`); on drop, the file and the hooks each wait for their running callbacks before
+/// they release the state they share.
 pub(crate) struct NetnsSlot<'ns> {
     _proc: ProcEntry<'ns, Netns>,
     hooks: Registration<'ns, Netns>,
@@ -132,9 +133,9 @@ impl PernetState for GueNamespaces {
         Ok(KBox::new(NetnsSlot { _proc: proc, hooks }, GFP_KERNEL)?)
     }
 
-    /// Unhooks here, so that unloading with many namespaces (or destroying many at once)
-    /// waits for one grace period in all instead of one per namespace in `exit`.
-    fn pre_exit(slot: &mut NetnsSlot<'_>) {
+    /// Unhooks every namespace of a teardown batch before any is dropped: unloading with many
+    /// namespaces (or destroying many at once) then waits for one grace period, not one each.
+    fn quiesce(slot: &mut NetnsSlot<'_>) {
         slot.hooks.unregister();
     }
 }

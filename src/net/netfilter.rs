@@ -188,8 +188,8 @@ impl<'ns, T: LocalOutHook> Registration<'ns, T> {
     }
 
     /// Stops new calls of the hook now; `T` is still released only on drop, after a grace
-    /// period. Unregistering every namespace's hooks in `pre_exit` lets the one grace period
-    /// the netns core waits for before `exit` cover them all, so `drop` does not wait again.
+    /// period. Unregistering the hooks of many namespaces before dropping any lets one grace
+    /// period cover them all: the first drop waits, the others find it elapsed.
     pub(crate) fn unregister(&mut self) {
         if self.unregistered.is_some() {
             return;
@@ -212,9 +212,10 @@ impl<'ns, T: LocalOutHook> Registration<'ns, T> {
 impl<T: LocalOutHook> Drop for Registration<'_, T> {
     fn drop(&mut self) {
         self.unregister();
-        // Wait for CPUs still running the hook before `ops` and `data` are released; returns
-        // at once if a grace period has passed since `unregister` (netns exit, module unload).
-        if let Some(stamp) = self.unregistered.take() {
+        // Wait for CPUs still running the hook before `ops` and `data` are released; this
+        // returns at once (almost always: RCU's polled state may miss an overlapping grace
+        // period and wait for one more) if one has passed since `unregister`.
+        if let Some(stamp) = &self.unregistered {
             stamp.wait();
         }
     }

@@ -36,8 +36,7 @@ fn synchronize_rcu() {
 
 /// A point in RCU time: [`GracePeriodStamp::wait`] returns once a full grace period has
 /// elapsed since it was taken, at once if one already has (`get_state_synchronize_rcu` ..
-/// `cond_synchronize_rcu`). It lets a teardown that other code has already waited for (the
-/// netns core's grace period between `pre_exit` and `exit`) skip a grace period of its own.
+/// `cond_synchronize_rcu`). Teardowns stamped together then share one grace period.
 pub(crate) struct GracePeriodStamp(core::ffi::c_ulong);
 
 impl GracePeriodStamp {
@@ -48,7 +47,7 @@ impl GracePeriodStamp {
 
     /// Sleeps (process context only) until every RCU read-side section that was running when
     /// `self` was taken has ended.
-    pub(crate) fn wait(self) {
+    pub(crate) fn wait(&self) {
         // SAFETY: `self.0` came from `get_state_synchronize_rcu`; callers run in process
         // context (netns exit, module unload, registration error paths).
         unsafe { b::cond_synchronize_rcu(self.0) };
