@@ -3,7 +3,7 @@
 # DEBUG_ATOMIC_SLEEP, DEBUG_OBJECTS_RCU_HEAD, DEBUG_NET and CONFIG_BUG, under configuration
 # writes, rmmod/insmod under traffic and namespace churn with traffic.  Any kernel complaint
 # fails.  A throw-away canary module trips every detector on purpose, so a silent detector fails
-# too.  TAP, then "1..N" and "N passed, M failed"; exit 1 on any failure.  docs/reliability.md.
+# too.  KTAP, ending with "N passed, M failed"; exit 1 on any failure.  docs/reliability.md.
 #   tests/debug.sh [options] [MODULE.ko]
 #     MODULE.ko           module under test, built against the debug kernel (default: build it,
 #                         `scripts/build-module --kernel debug`; or env IPVS_GUE_DEBUG_KO)
@@ -19,39 +19,34 @@
 #   the cached `scripts/build-kernel debug`), IPVS_GUE_MEM (guest memory, default 1G),
 #   IPVS_GUE_CMDLINE (appended to the kernel command line).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(dirname "$here")
-# shellcheck source=scripts/env.sh
-source "$top/scripts/env.sh"
+source "$(dirname "$0")/../scripts/lib.sh"
 
 ko=${IPVS_GUE_DEBUG_KO:-}
 scenarios="2 3 4"
 cycles=5 ns_rounds=2 ns_per_round=5
 tmo=900
-out="$top/target/debug-suite"  # (target/debug is cargo's)
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
-need_arg() { [ "$2" -ge 2 ] || { echo "debug.sh: $1 needs a value" >&2; exit 2; }; }
+out="$TOP/target/debug-suite"  # (target/debug is cargo's)
 while [ $# -gt 0 ]; do
   case "$1" in
-    --scenarios) need_arg "$1" $#; scenarios=$2; shift 2 ;;
-    --cycles) need_arg "$1" $#; cycles=$2; shift 2 ;;
-    --ns-rounds) need_arg "$1" $#; ns_rounds=$2; shift 2 ;;
-    --ns-per-round) need_arg "$1" $#; ns_per_round=$2; shift 2 ;;
-    --timeout) need_arg "$1" $#; tmo=$2; shift 2 ;;
-    --out) need_arg "$1" $#; out=$2; shift 2 ;;
+    --scenarios) need_value "$1" $#; scenarios=$2; shift 2 ;;
+    --cycles) need_value "$1" $#; cycles=$2; shift 2 ;;
+    --ns-rounds) need_value "$1" $#; ns_rounds=$2; shift 2 ;;
+    --ns-per-round) need_value "$1" $#; ns_per_round=$2; shift 2 ;;
+    --timeout) need_value "$1" $#; tmo=$2; shift 2 ;;
+    --out) need_value "$1" $#; out=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
-    -*) echo "debug.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-    *) [ -z "${ko_arg:-}" ] || { echo "debug.sh: more than one module given" >&2; exit 2; }
+    -*) usage_error "unknown option $1" ;;
+    *) [ -z "${ko_arg:-}" ] || usage_error "more than one module given"
        ko_arg=$1; ko=$1; shift ;;
   esac
 done
-for v in "$cycles" "$ns_rounds" "$ns_per_round" "$tmo"; do
-  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "debug.sh: '$v' is not a positive number" >&2; exit 2; }
-done
+need_number --cycles "$cycles"; need_number --ns-rounds "$ns_rounds"
+need_number --ns-per-round "$ns_per_round"; need_number --timeout "$tmo"
+# scenario 4 numbers its director namespaces' subnets 10.10x.N.0/24
+[ $((ns_rounds * ns_per_round)) -le 250 ] || usage_error "--ns-rounds x --ns-per-round: at most 250 namespaces"
 for s in $scenarios; do
-  case "$s" in 2|3|4) ;; *) echo "debug.sh: unknown scenario '$s' (2 3 4)" >&2; exit 2 ;; esac
+  case "$s" in 2|3|4) ;; *) usage_error "unknown scenario '$s' (2 3 4)" ;; esac
 done
-log() { printf '[debug] %s\n' "$*" >&2; }
 
 # The debug kernel build directory.  Never starts a second kernel build while one runs (2 cores):
 # then it takes the newest finished debug build.
@@ -62,14 +57,14 @@ debug_kdir() {
   if [ -n "${IPVS_GUE_BZIMAGE:-}" ] && [ -f "${IPVS_GUE_BZIMAGE%/arch/x86/boot/bzImage}/.config" ]; then
     echo "${IPVS_GUE_BZIMAGE%/arch/x86/boot/bzImage}"; return
   fi
-  if pgrep -f 'scripts/build-kernel' >/dev/null 2>&1; then
+  if kernel_build_running; then
     cache=${IPVS_GUE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ipvs-gue}
     done_file=$(ls -t "$cache"/kernel/debug-*/.ipvs-gue-done 2>/dev/null | head -n1 || true)
     [ -n "$done_file" ] || { log "a kernel build is running and no debug kernel is built yet: wait, or set IPVS_GUE_DEBUG_KDIR"; return 1; }
     log "a kernel build is running; using the finished $(dirname "$done_file")"
     dirname "$done_file"
   else
-    "$top/scripts/build-kernel" debug | tail -n1
+    build_kernel debug
   fi
 }
 
@@ -224,12 +219,13 @@ EOF
 }
 
 kdir=$(debug_kdir)
-[ -f "$kdir/arch/x86/boot/bzImage" ] || { log "no debug kernel image in $kdir"; exit 1; }
+[ -f "$kdir/arch/x86/boot/bzImage" ] || die "no debug kernel image in $kdir"
 if [ -z "$ko" ]; then
   log "building ipvs_gue.ko against the debug kernel ($kdir)"
-  ko=$(KDIR=$kdir "$top/scripts/build-module" --kernel debug | tail -n1)
+  ko=$(build_module "$kdir" --kernel debug)
 fi
-[ -f "$ko" ] || { echo "debug.sh: no such module $ko" >&2; exit 2; }
+[ -f "$ko" ] || usage_error "no such module $ko"
+require_tools qemu-system-x86_64
 ko=$(cd "$(dirname "$ko")" && pwd)/$(basename "$ko")
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -237,17 +233,11 @@ canary_dir="$out/canary"
 write_canary "$canary_dir"
 log "building the detector canary module in $canary_dir"
 make -C "$kdir" M="$canary_dir" "${KMAKE_VARS[@]}" modules > "$out/canary-build.log" 2>&1 \
-  || { tail -n 20 "$out/canary-build.log" >&2; log "canary build failed (log $out/canary-build.log)"; exit 1; }
-tools="$top/target/x86_64-unknown-linux-gnu/release"
+  || { tail -n 20 "$out/canary-build.log" >&2; die "canary build failed (log $out/canary-build.log)"; }
+tools="$TOP/target/x86_64-unknown-linux-gnu/release"
 if [ ! -x "$tools/gue-traffic" ] || [ ! -x "$tools/ipvs-gue-ctl" ]; then
-  "$top/scripts/build-tools" >/dev/null
+  "$TOP/scripts/build-tools" >/dev/null
 fi
-
-n=0 pass=0 fail=0
-tap() { # ok|fail TEXT
-  n=$((n + 1))
-  if [ "$1" = ok ]; then pass=$((pass + 1)); echo "ok $n - $2"; else fail=$((fail + 1)); echo "not ok $n - $2"; fi
-}
 
 # Host-side part of the detector canary: the kernel config really has every detector.
 missing=()
@@ -257,17 +247,17 @@ for opt in CONFIG_BUG CONFIG_KASAN CONFIG_KASAN_GENERIC CONFIG_PROVE_LOCKING CON
 done
 kmemleak=0; grep -qx 'CONFIG_DEBUG_KMEMLEAK=y' "$kdir/.config" && kmemleak=1
 if [ ${#missing[@]} -eq 0 ]; then
-  tap ok "canary: debug kernel config has BUG KASAN PROVE_LOCKING PROVE_RCU DEBUG_ATOMIC_SLEEP DEBUG_OBJECTS_RCU_HEAD DEBUG_NET ($(basename "$kdir"))"
+  ktap_pass "canary: debug kernel config has BUG KASAN PROVE_LOCKING PROVE_RCU DEBUG_ATOMIC_SLEEP DEBUG_OBJECTS_RCU_HEAD DEBUG_NET ($(basename "$kdir"))"
 else
-  tap fail "canary: debug kernel config ($kdir/.config) lacks: ${missing[*]}"
+  ktap_fail "canary: debug kernel config ($kdir/.config) lacks: ${missing[*]}"
 fi
 # A module built against another (non-KASAN) kernel would load and corrupt memory, not report.
 undefined=$("$LLVM_BIN/llvm-nm" -u "$ko" 2>/dev/null || true)   # (no grep -q in a pipe: pipefail + SIGPIPE)
 if grep -qE '__(k)?asan_' <<<"$undefined"; then
-  tap ok "module $(basename "$ko") is KASAN-instrumented (built against the debug kernel)"
+  ktap_pass "module $(basename "$ko") is KASAN-instrumented (built against the debug kernel)"
 else
-  tap fail "module $ko is not KASAN-instrumented: build it with scripts/build-module --kernel debug"
-  echo "1..$n"; echo "$pass passed, $fail failed"; exit 1
+  ktap_fail "module $ko is not KASAN-instrumented: build it with scripts/build-module --kernel debug"
+  ktap_finish || exit
 fi
 
 # log_buf_len: reports are long; kasan_multi_shot: report every bug, not the first of the boot
@@ -278,27 +268,41 @@ fi
 cmdline="log_buf_len=8M kasan_multi_shot acpi=noirq oops=panic ${IPVS_GUE_CMDLINE:-}"
 log "kernel $kdir; module $ko; scenarios '$scenarios'; VM timeout ${tmo}s; out $out"
 t0=$(date +%s)
-set +e
+rc=0
 # IPVS_GUE_SPLAT_SCAN=0: run-vm's own console scan cannot tell the canaries' deliberate reports
 # from real ones; this script scans the console itself, outside the canary markers (below).
 IPVS_GUE_MEM=${IPVS_GUE_MEM:-1G} IPVS_GUE_CMDLINE=$cmdline IPVS_GUE_SPLAT_SCAN=0 \
-"$top/qemu/run-vm" --kernel "$kdir/arch/x86/boot/bzImage" --out "$out" --timeout "$tmo" \
+"$TOP/qemu/run-vm" --kernel "$kdir/arch/x86/boot/bzImage" --out "$out" --timeout "$tmo" \
   --file "$ko:/extra/ipvs_gue.ko" --file "$canary_dir/ipvs_gue_canary.ko:/extra/ipvs_gue_canary.ko" \
-  "$here/guest/debug.sh" KO=/extra/ipvs_gue.ko CANARY=/extra/ipvs_gue_canary.ko "SCENARIOS=$scenarios" \
-  "CYCLES=$cycles" "NS_ROUNDS=$ns_rounds" "NS_PER_ROUND=$ns_per_round" "KMEMLEAK_EXPECTED=$kmemleak"
-rc=$?
-set -e
+  "$TOP/tests/guest/debug.sh" KO=/extra/ipvs_gue.ko CANARY=/extra/ipvs_gue_canary.ko "SCENARIOS=$scenarios" \
+  "CYCLES=$cycles" "NS_ROUNDS=$ns_rounds" "NS_PER_ROUND=$ns_per_round" "KMEMLEAK_EXPECTED=$kmemleak" || rc=$?
 secs=$(( $(date +%s) - t0 ))
 
 # The guest's TAP lines, from the second serial port (kernel messages cannot split them there).
-while IFS= read -r l; do
-  case "$l" in
-    "ok "*) tap ok "${l#ok * - }" ;;
-    "not ok "*) tap fail "${l#not ok * - }" ;;
-    "# "*) echo "$l" ;;
-  esac
-done < <(grep -E '^(not )?ok [0-9]+ - |^# ' "$out/results.txt" 2>/dev/null || true)
+ktap_relay "$out/results.txt"
 
+# Where the console complaints came from, and (when the guest died) the report nobody printed.
+complaint_report() {
+  local last first sev
+  cut -f1 "$out/console-complaints.txt" | uniq -c \
+    | awk '{c = $1; sub(/^ *[0-9]+ /, ""); printf "  in %s: %d lines\n", $0, c}' | head -n 10 || true
+  [ "$rc" != 0 ] && [ "$rc" != 1 ] || return 0
+  # the guest died: nobody printed the report of the part it died in, so print it here
+  last=$(tail -n1 "$out/console-complaints.txt" | cut -f1)
+  echo "  distinct complaints in $last:"
+  awk -F'\t' -v r="$last" '$1 == r {print $2}' "$out/console-complaints.txt" \
+    | sed 's/^\[[ 0-9.]*\] //; s/+0x[0-9a-f]*\/0x[0-9a-f]*//g' | sort | uniq -c | sort -rn | head -n 10 | sed 's/^/  | /' || true
+  # the most severe kind of report there decides which one to show
+  first=$pat
+  sev='KASAN|KFENCE|general protection|unable to handle|kernel BUG|refcount_t|list_(add|del) corruption|Kernel panic'
+  grep -qE "$sev" <<<"$(awk -F'\t' -v r="$last" '$1 == r' "$out/console-complaints.txt")" && first=$sev
+  echo "  first report in $last:"
+  awk -v m="ipvs-gue-debug: $last begin" -v p="$first" 'index($0, m) {on = 1; next}
+      on && !s && $0 ~ p && !/^(# |ok |not ok )/ {s = 1}
+      s && !/^(# |ok |not ok )/ {print; if (++n == 20) exit}' "$out/console.log" | sed 's/^/  | /'
+  echo "  console tail:"
+  grep -vE '^(# |ok |not ok )' "$out/console.log" | tail -n 6 | sed 's/^/  | /'
+}
 # Cross-check on the console, which also holds what a guest that died could not report: kernel
 # complaints outside the canaries' begin/end markers, attributed to the scenario marker before them.
 pat='BUG:|WARNING:|KASAN|general protection|Oops|suspicious RCU usage|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|scheduling while atomic|UBSAN|kernel BUG|list_add corruption|list_del corruption|refcount_t|ODEBUG: .*object type|ODEBUG disabled|Kernel panic'
@@ -309,39 +313,14 @@ awk '/ipvs-gue-debug: canary begin/ {c = 1; next}
      {print (r == "" ? "boot" : r) "\t" $0}' "$out/console.log" 2>/dev/null \
   | grep -E "$pat" > "$out/console-complaints.txt" || true
 if [ ! -s "$out/console-complaints.txt" ]; then
-  tap ok "console: no kernel complaint outside the canaries"
+  ktap_pass "console: no kernel complaint outside the canaries"
 else
-  tap fail "console: $(wc -l < "$out/console-complaints.txt") kernel complaint lines outside the canaries ($out/console-complaints.txt)"
-  cut -f1 "$out/console-complaints.txt" | uniq -c \
-    | awk '{c = $1; sub(/^ *[0-9]+ /, ""); printf "#   in %s: %d lines\n", $0, c}' | head -n 10 || true
-  if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
-    # the guest died: nobody printed the report of the part it died in, so print it here
-    last=$(tail -n1 "$out/console-complaints.txt" | cut -f1)
-    echo "#   distinct complaints in $last:"
-    awk -F'\t' -v r="$last" '$1 == r {print $2}' "$out/console-complaints.txt" \
-      | sed 's/^\[[ 0-9.]*\] //; s/+0x[0-9a-f]*\/0x[0-9a-f]*//g' | sort | uniq -c | sort -rn | head -n 10 | sed 's/^/#   | /' || true
-    # the most severe kind of report there decides which one to show
-    first=$pat
-    sev='KASAN|KFENCE|general protection|unable to handle|kernel BUG|refcount_t|list_(add|del) corruption|Kernel panic'
-    grep -qE "$sev" <<<"$(awk -F'\t' -v r="$last" '$1 == r' "$out/console-complaints.txt")" && first=$sev
-    echo "#   first report in $last:"
-    awk -v m="ipvs-gue-debug: $last begin" -v p="$first" 'index($0, m) {on = 1; next}
-        on && !s && $0 ~ p && !/^(# |ok |not ok )/ {s = 1}
-        s && !/^(# |ok |not ok )/ {print; if (++n == 20) exit}' "$out/console.log" | sed 's/^/#   | /'
-    echo "#   console tail:"
-    grep -vE '^(# |ok |not ok )' "$out/console.log" | tail -n 6 | sed 's/^/#   | /'
-  fi
+  ktap_fail "console: $(wc -l < "$out/console-complaints.txt") kernel complaint lines outside the canaries ($out/console-complaints.txt)"
+  ktap_diag_from complaint_report
 fi
 # /init's own kmemleak scan after the script (reported only: the guest's check after the final
 # rmmod is the assertion)
 leakline=$(grep -o 'kmemleak scan done: .*' "$out/console.log" 2>/dev/null | tail -n1 || true)
-[ -z "$leakline" ] || echo "# /init $leakline"
-case "$rc" in
-  0) tap ok "VM run (guest exit 0, ${secs} s)" ;;
-  124) tap fail "VM run: timeout after ${tmo} s (console $out/console.log)" ;;
-  3) tap fail "VM run: guest died without an exit marker after ${secs} s (panic? console $out/console.log)" ;;
-  *) tap fail "VM run: guest exit $rc after ${secs} s (console $out/console.log)" ;;
-esac
-echo "1..$n"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+[ -z "$leakline" ] || ktap_diag "/init $leakline"
+ktap_vm_run "$rc" "VM run, ${secs} s of ${tmo} s" "$out/console.log"
+ktap_finish

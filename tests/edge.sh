@@ -12,7 +12,7 @@
 #            and a 64 KiB upload, delivered or refused as docs/design.md "Path MTU" says
 # Checked per case: delivery, director transmit drops (as qemu/guest/drops.sh counts them), the
 # module's counters, rs1 receive errors (/proc/net/snmp{,6}), ICMP the client received.
-# TAP + "N passed, M failed"; exit 1 if anything failed, 2 on usage errors.
+# KTAP, ending with "N passed, M failed"; exit 1 if anything failed, 2 on usage errors.
 #   tests/edge.sh [--cells LIST] [--one-boot] [--mtu-cases SPECS] [--label TEXT] [--kernel BZIMAGE]
 #                 [--out DIR] [--timeout SECS] [MODULE.ko]
 #   MODULE.ko default: $IPVS_GUE_KO, else ./ipvs_gue.ko.  LIST: comma/space separated cell names.
@@ -24,40 +24,37 @@
 #   Console logs and results.txt (one JSON line per case and path) stay in DIR (default
 #   target/edge/<boot>).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(dirname "$here")
-
-usage() { sed -n "2,26p" "$0"; }
-need() { [ "$2" -ge 2 ] || { echo "edge: $1 needs a value" >&2; exit 2; }; }
+source "$(dirname "$0")/../scripts/lib.sh"
 
 main() {
   local ko=${IPVS_GUE_KO:-} cells="udp sctp options wire mtu" one_boot=0 mtu_cases= label=
-  local out="$top/target/edge" tmo=540 kernel_args=()
+  local out="$TOP/target/edge" tmo=540 kernel_args=()
   while [ $# -gt 0 ]; do
     case "$1" in
-      --cells) need "$1" $#; cells=${2//,/ }; shift 2 ;;
+      --cells) need_value "$1" $#; cells=${2//,/ }; shift 2 ;;
       --one-boot) one_boot=1; shift ;;
-      --mtu-cases) need "$1" $#; mtu_cases=$2; shift 2 ;;
-      --label) need "$1" $#; label=$2; shift 2 ;;
-      --kernel) need "$1" $#; kernel_args=(--kernel "$2"); shift 2 ;;
-      --out) need "$1" $#; out=$2; shift 2 ;;
-      --timeout) need "$1" $#; tmo=$2; shift 2 ;;
+      --mtu-cases) need_value "$1" $#; mtu_cases=$2; shift 2 ;;
+      --label) need_value "$1" $#; label=$2; shift 2 ;;
+      --kernel) need_value "$1" $#; kernel_args=(--kernel "$2"); shift 2 ;;
+      --out) need_value "$1" $#; out=$2; shift 2 ;;
+      --timeout) need_value "$1" $#; tmo=$2; shift 2 ;;
       -h|--help) usage; exit 0 ;;
-      -*) echo "edge: unknown option $1 (see --help)" >&2; exit 2 ;;
+      -*) usage_error "unknown option $1" ;;
       *) ko=$1; shift ;;
     esac
   done
   local c
   for c in $cells; do
     case "$c" in udp|sctp|options|wire|mtu) ;;
-      *) echo "edge: unknown cell '$c' (see --help)" >&2; exit 2 ;; esac
+      *) usage_error "unknown cell '$c'" ;; esac
   done
-  case "$tmo" in ''|*[!0-9]*) echo "edge: --timeout needs seconds" >&2; exit 2 ;; esac
-  [ -n "$ko" ] || ko="$top/ipvs_gue.ko"
-  [ -f "$ko" ] || { echo "edge: no such module $ko (build it: scripts/build-module)" >&2; exit 2; }
+  need_number --timeout "$tmo"
+  [ -n "$ko" ] || ko="$TOP/ipvs_gue.ko"
+  [ -f "$ko" ] || usage_error "no such module $ko (build it: scripts/build-module)"
+  require_tools qemu-system-x86_64
   local files=(--file "$ko")
   if [ -n "${GUE_TRAFFIC:-}" ]; then
-    [ -x "$GUE_TRAFFIC" ] || { echo "edge: GUE_TRAFFIC=$GUE_TRAFFIC is not executable" >&2; exit 2; }
+    [ -x "$GUE_TRAFFIC" ] || usage_error "GUE_TRAFFIC=$GUE_TRAFFIC is not executable"
     files+=(--file "$GUE_TRAFFIC:/usr/bin/gue-traffic")
   fi
 
@@ -80,8 +77,7 @@ main() {
   fi
 
   mkdir -p "$out"; out=$(cd "$out" && pwd)
-  local n=0 pass=0 fail=0 b name list cases dir rc t0 dt l env t_all
-  t_all=$(date +%s)
+  local b name list cases dir rc t0 env t_all=$SECONDS
   for b in "${boots[@]}"; do
     IFS='|' read -r name list cases <<< "$b"
     dir="$out/$name"; rm -rf "$dir"; mkdir -p "$dir"
@@ -89,28 +85,15 @@ main() {
     [ -z "$label" ] || env+=("LABEL=$label")
     [ -z "$cases" ] || env+=("MTU_CASES=$cases")
     [ -z "${EDGE_TRACE:-}" ] || env+=("EDGE_TRACE=$EDGE_TRACE")
-    t0=$(date +%s)
-    set +e
-    "$top/qemu/run-vm" "${kernel_args[@]}" --out "$dir" --timeout "$tmo" "${files[@]}" "$here/guest/edge.sh" "${env[@]}"
-    rc=$?
-    set -e
-    dt=$(( $(date +%s) - t0 ))
-    while IFS= read -r l; do
-      case "$l" in
-        "ok "*) n=$((n + 1)); pass=$((pass + 1)); echo "ok $n - ${l#ok * - }" ;;
-        "not ok "*) n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - ${l#not ok * - }" ;;
-        "# "*) echo "$l" ;;
-      esac
-    done < <(grep -E '^(not )?ok [0-9]+ - |^# ' "$dir/console.log" 2>/dev/null || true)
-    n=$((n + 1))
-    if [ "$rc" = 0 ]; then pass=$((pass + 1)); echo "ok $n - [$name] VM run (guest exit 0, ${dt}s)"
-    else fail=$((fail + 1)); echo "not ok $n - [$name] VM run (rc $rc, ${dt}s; log $dir/console.log)"; fi
-    echo "# [$name] results: $dir/results.txt ($(grep -c '"suite":"edge"' "$dir/results.txt" 2>/dev/null || true) case records)"
+    t0=$SECONDS rc=0
+    "$TOP/qemu/run-vm" "${kernel_args[@]}" --out "$dir" --timeout "$tmo" "${files[@]}" \
+      "$TOP/tests/guest/edge.sh" "${env[@]}" || rc=$?
+    ktap_relay "$dir/console.log"
+    ktap_vm_run "$rc" "[$name] VM run, $((SECONDS - t0)) s" "$dir/console.log"
+    ktap_diag "[$name] results: $dir/results.txt ($(grep -c '"suite":"edge"' "$dir/results.txt" 2>/dev/null || true) case records)"
   done
-  echo "# total $(( $(date +%s) - t_all ))s"
-  echo "1..$n"
-  echo "$pass passed, $fail failed"
-  [ "$fail" -eq 0 ]
+  ktap_diag "total $((SECONDS - t_all)) s"
+  ktap_finish
 }
 
 main "$@"

@@ -1,36 +1,28 @@
 #!/usr/bin/env bash
 # Smoke test: boot the VM, insmod the module, check it hooks a netns created after load, run
 # configuration errors are refused (tests/guest/config.sh), traffic client -> rs1 by plain routing,
-# rmmod, dmesg clean.  TAP + "N passed, N failed".
+# rmmod, dmesg clean.  KTAP, ending with "N passed, N failed".
 #   tests/smoke.sh [MODULE.ko]   (or env IPVS_GUE_KO; NETNS_PATTERN / NETNS_CHECK: see tests/guest/smoke.sh)
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(dirname "$here")
-ko=${1:-${IPVS_GUE_KO:-}}
-out="$top/target/smoke"
+source "$(dirname "$0")/../scripts/lib.sh"
+ko=${IPVS_GUE_KO:-}
+case "${1-}" in
+  -h|--help) usage; exit 0 ;;
+  -*) usage_error "unknown option $1" ;;
+  ?*) ko=$1; [ $# -eq 1 ] || usage_error "more than one module given" ;;
+esac
+require_tools qemu-system-x86_64
+out="$TOP/target/smoke"
 files=(); env=()
 if [ -n "$ko" ]; then
-  [ -f "$ko" ] || { echo "smoke: no such module $ko" >&2; exit 2; }
+  [ -f "$ko" ] || usage_error "no such module $ko"
   files=(--file "$ko"); env=("KO=/extra/$(basename "$ko")")
 fi
 for k in NETNS_PATTERN NETNS_CHECK; do [ -z "${!k:-}" ] || env+=("$k=${!k}"); done
 rm -rf "$out"
-set +e
-"$top/qemu/run-vm" --out "$out" --timeout "${SMOKE_TIMEOUT:-300}" "${files[@]}" \
-  --file "$here/guest/config.sh:/guest/config.sh" "$here/guest/smoke.sh" "${env[@]}"
-rc=$?
-set -e
-n=0; pass=0; fail=0
-while IFS= read -r l; do
-  case "$l" in
-    "ok "*) n=$((n + 1)); pass=$((pass + 1)); echo "ok $n - ${l#ok * - }" ;;
-    "not ok "*) n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - ${l#not ok * - }" ;;
-    "# "*) echo "$l" ;;
-  esac
-done < <(grep -E '^(not )?ok [0-9]+ - |^# ' "$out/console.log" || true)
-n=$((n + 1))
-if [ "$rc" = 0 ]; then pass=$((pass + 1)); echo "ok $n - VM run (guest exit 0)"
-else fail=$((fail + 1)); echo "not ok $n - VM run (rc $rc; log $out/console.log)"; fi
-echo "1..$n"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+rc=0
+"$TOP/qemu/run-vm" --out "$out" --timeout "${SMOKE_TIMEOUT:-300}" "${files[@]}" \
+  --file "$TOP/tests/guest/config.sh:/guest/config.sh" "$TOP/tests/guest/smoke.sh" "${env[@]}" || rc=$?
+ktap_relay "$out/console.log"
+ktap_vm_run "$rc" "VM run" "$out/console.log"
+ktap_finish
