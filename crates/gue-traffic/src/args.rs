@@ -171,7 +171,10 @@ pub fn parse_endpoint(opt: &str, s: &str) -> Result<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
     match bare.parse::<IpAddr>() {
         Ok(ip) => Ok(SocketAddr::new(ip, 0)),
         Err(_) => err(format!(
@@ -203,7 +206,8 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("invalid size suffix in '{s}' (use K, M or G)")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' too large"))
 }
 
 /// Human form of a byte count: `16MiB`, `64KiB`, `1000B`.
@@ -297,7 +301,10 @@ mod tests {
         assert!(parse_size("1X").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999999999999G").is_err());
-        assert_eq!(parse_sizes("1K,64K,1M,16M").unwrap(), vec![1024, 65536, 1 << 20, 16 << 20]);
+        assert_eq!(
+            parse_sizes("1K,64K,1M,16M").unwrap(),
+            vec![1024, 65536, 1 << 20, 16 << 20]
+        );
         assert!(parse_sizes("1K,,1M").is_err());
         assert!(parse_sizes("1K,1024").is_err());
     }
@@ -345,7 +352,16 @@ mod tests {
 
     #[test]
     fn options_and_values() {
-        let mut a = options(&["--n", "5", "--n=0", "--ms=7", "--json", "-", "--json=out.json", "--flag"]);
+        let mut a = options(&[
+            "--n",
+            "5",
+            "--n=0",
+            "--ms=7",
+            "--json",
+            "-",
+            "--json=out.json",
+            "--flag",
+        ]);
         assert_eq!(a.next().unwrap().as_deref(), Some("n"));
         assert_eq!(a.number_in(1, 9), Ok(5));
         assert_eq!(a.next().unwrap().as_deref(), Some("n"));
@@ -369,7 +385,12 @@ mod tests {
     fn paths_may_be_any_bytes_text_may_not() {
         use std::os::unix::ffi::OsStringExt;
         let bytes = || OsString::from_vec(b"/tmp/x\xff".to_vec());
-        let mut a = Options::new([OsString::from("--pcap"), bytes(), OsString::from("--iface"), bytes()]);
+        let mut a = Options::new([
+            OsString::from("--pcap"),
+            bytes(),
+            OsString::from("--iface"),
+            bytes(),
+        ]);
         a.next().unwrap();
         assert_eq!(a.path(), Ok(PathBuf::from(bytes())));
         a.next().unwrap();

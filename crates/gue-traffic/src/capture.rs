@@ -12,7 +12,7 @@ use std::ffi::CString;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -224,7 +224,7 @@ pub struct PacketRecord<'a> {
     dir: &'a str,
     frame_len: usize,
     ip_version: u8,
-    ip: OuterIpRecord,
+    ip: OuterIpRecord<'a>,
     udp: UdpRecord,
     gue: GueRecord,
     inner: InnerRecord,
@@ -232,37 +232,13 @@ pub struct PacketRecord<'a> {
     layout: String,
 }
 
+/// The outer IP header's fields, and its DS field split.
 #[derive(Serialize)]
-#[serde(untagged)]
-enum OuterIpRecord {
-    V4 {
-        tos: u8,
-        dscp: u8,
-        ecn: u8,
-        df: bool,
-        mf: bool,
-        frag_offset: u16,
-        ttl: u8,
-        protocol: u8,
-        id: u16,
-        ihl: u8,
-        total_length: u16,
-        hdr_csum: u16,
-        hdr_csum_valid: bool,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-    },
-    V6 {
-        traffic_class: u8,
-        dscp: u8,
-        ecn: u8,
-        flow_label: u32,
-        hop_limit: u8,
-        next_header: u8,
-        payload_length: u16,
-        src: Ipv6Addr,
-        dst: Ipv6Addr,
-    },
+struct OuterIpRecord<'a> {
+    #[serde(flatten)]
+    header: &'a OuterIp,
+    dscp: u8,
+    ecn: u8,
 }
 
 #[derive(Serialize)]
@@ -345,66 +321,19 @@ struct GsoRecord {
 
 impl<'a> PacketRecord<'a> {
     /// The line for packet number `n` (1-based) captured in direction `dir`.
-    pub fn new(n: u64, dir: &'a str, p: &Packet) -> Self {
-        let (ip_version, ip, ip_payload_length) = match p.ip {
+    pub fn new(n: u64, dir: &'a str, p: &'a Packet) -> Self {
+        let (ip_version, dsfield, ip_payload_length) = match p.ip {
             OuterIp::V4 {
                 tos,
-                df,
-                mf,
-                frag_offset,
-                ttl,
-                protocol,
-                id,
                 ihl,
                 total_length,
-                hdr_csum,
-                hdr_csum_valid,
-                src,
-                dst,
-            } => (
-                4,
-                OuterIpRecord::V4 {
-                    tos,
-                    dscp: tos >> 2,
-                    ecn: tos & 3,
-                    df,
-                    mf,
-                    frag_offset,
-                    ttl,
-                    protocol,
-                    id,
-                    ihl,
-                    total_length,
-                    hdr_csum,
-                    hdr_csum_valid,
-                    src,
-                    dst,
-                },
-                u32::from(total_length) - u32::from(ihl) * 4,
-            ),
+                ..
+            } => (4, tos, u32::from(total_length) - u32::from(ihl) * 4),
             OuterIp::V6 {
                 traffic_class,
-                flow_label,
-                hop_limit,
-                next_header,
                 payload_length,
-                src,
-                dst,
-            } => (
-                6,
-                OuterIpRecord::V6 {
-                    traffic_class,
-                    dscp: traffic_class >> 2,
-                    ecn: traffic_class & 3,
-                    flow_label,
-                    hop_limit,
-                    next_header,
-                    payload_length,
-                    src,
-                    dst,
-                },
-                u32::from(payload_length),
-            ),
+                ..
+            } => (6, traffic_class, u32::from(payload_length)),
         };
         let u = &p.udp;
         let g = &p.gue;
@@ -413,7 +342,11 @@ impl<'a> PacketRecord<'a> {
             dir,
             frame_len: p.frame_len,
             ip_version,
-            ip,
+            ip: OuterIpRecord {
+                header: &p.ip,
+                dscp: dsfield >> 2,
+                ecn: dsfield & 3,
+            },
             udp: UdpRecord {
                 sport: u.sport,
                 dport: u.dport,

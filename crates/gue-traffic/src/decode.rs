@@ -9,6 +9,7 @@
 //! misreading of the GUE format in one cannot hide the same mistake in the
 //! other. Keep it that way: do not replace it with `gue_core` or a GUE crate.
 
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -50,7 +51,9 @@ fn fail<T>(port_matched: bool, msg: impl Into<String>) -> Result<T, DecodeError>
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outer IP header; serialized (in capture's JSON lines) as its fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
 pub enum OuterIp {
     V4 {
         tos: u8,

@@ -997,8 +997,20 @@ mod tests {
         assert_keys(
             &v,
             &[
-                "listen", "datagrams", "bytes", "min_bytes", "max_bytes", "malformed", "truncated",
-                "replies", "reply_errors", "sources", "tos", "ip_options", "hopopts", "dstopts",
+                "listen",
+                "datagrams",
+                "bytes",
+                "min_bytes",
+                "max_bytes",
+                "malformed",
+                "truncated",
+                "replies",
+                "reply_errors",
+                "sources",
+                "tos",
+                "ip_options",
+                "hopopts",
+                "dstopts",
                 "error",
             ],
         );
@@ -1031,23 +1043,46 @@ mod tests {
         let v = json_line(&rr_report(&o, vec![40000], &tallies));
         assert_keys(
             &v,
-            &["to", "flows", "local_ports", "sizes", "requests", "ok", "passed"],
+            &[
+                "to",
+                "flows",
+                "local_ports",
+                "sizes",
+                "requests",
+                "ok",
+                "passed",
+            ],
         );
         let size_keys = [
-            "payload_bytes", "requests", "ok", "lost", "mismatches", "tos_mismatches",
-            "send_errors", "late", "p50_ms", "max_ms", "first_error",
+            "payload_bytes",
+            "requests",
+            "ok",
+            "lost",
+            "mismatches",
+            "tos_mismatches",
+            "send_errors",
+            "late",
+            "p50_ms",
+            "max_ms",
+            "first_error",
         ];
         assert_keys(&v["sizes"][0], &size_keys);
         assert_keys(&v["sizes"][1], &size_keys);
         assert_eq!(v["to"], "10.0.0.1:7");
         assert_eq!(v["local_ports"], serde_json::json!([40000]));
-        assert_eq!((&v["requests"], &v["ok"], &v["passed"]), (&4.into(), &3.into(), &false.into()));
+        assert_eq!(
+            (&v["requests"], &v["ok"], &v["passed"]),
+            (&4.into(), &3.into(), &false.into())
+        );
         assert_eq!(v["sizes"][0]["payload_bytes"], 64);
         assert_eq!(v["sizes"][0]["p50_ms"].as_f64(), Some(0.5));
         assert_eq!(v["sizes"][0]["max_ms"].as_f64(), Some(2.0));
         assert_eq!(v["sizes"][1]["p50_ms"], serde_json::Value::Null);
         assert_eq!(v["sizes"][1]["max_ms"], serde_json::Value::Null);
-        assert_eq!(v["sizes"][1]["first_error"], "request 3: no reply within 2000 ms");
+        assert_eq!(
+            v["sizes"][1]["first_error"],
+            "request 3: no reply within 2000 ms"
+        );
     }
 
     fn cmsg(level: i32, ty: i32, data: &[u8]) -> Vec<u8> {

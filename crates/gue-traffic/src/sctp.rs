@@ -580,7 +580,13 @@ mod tests {
         assert_keys(
             &v["sizes"][0],
             &[
-                "payload_bytes", "requests", "ok", "mismatches", "errors", "p50_ms", "max_ms",
+                "payload_bytes",
+                "requests",
+                "ok",
+                "mismatches",
+                "errors",
+                "p50_ms",
+                "max_ms",
                 "first_error",
             ],
         );

@@ -407,7 +407,10 @@ mod tests {
         assert_keys(&v, &[&["to", "from", "proto"][..], &tally_keys].concat());
         assert_eq!(v["from"], serde_json::Value::Null);
         assert_eq!(v["proto"], "esp");
-        assert_eq!((&v["sent"], &v["bytes"], &v["errors"]), (&1.into(), &200.into(), &1.into()));
+        assert_eq!(
+            (&v["sent"], &v["bytes"], &v["errors"]),
+            (&1.into(), &200.into(), &1.into())
+        );
         assert!(v["first_error"].as_str().unwrap().starts_with("sendto: "));
 
         let v = json_line(&IcmpErrorReport {
@@ -420,7 +423,11 @@ mod tests {
         });
         assert_keys(
             &v,
-            &[&["to", "kind", "mtu", "quoted_src", "quoted_dst"][..], &tally_keys].concat(),
+            &[
+                &["to", "kind", "mtu", "quoted_src", "quoted_dst"][..],
+                &tally_keys,
+            ]
+            .concat(),
         );
         assert_eq!(v["to"], "fd00::1");
         assert_eq!(v["quoted_src"], "[fd00::1]:7000");
@@ -439,11 +446,22 @@ mod tests {
         });
         assert_keys(
             &v,
-            &["listen", "datagrams", "bytes", "min_bytes", "max_bytes", "sources", "error"],
+            &[
+                "listen",
+                "datagrams",
+                "bytes",
+                "min_bytes",
+                "max_bytes",
+                "sources",
+                "error",
+            ],
         );
         assert_eq!(v["listen"], "0.0.0.0:7000");
         assert_eq!((&v["datagrams"], &v["bytes"]), (&3.into(), &600.into()));
-        assert_eq!((&v["min_bytes"], &v["max_bytes"]), (&100.into(), &300.into()));
+        assert_eq!(
+            (&v["min_bytes"], &v["max_bytes"]),
+            (&100.into(), &300.into())
+        );
         assert_eq!(v["error"], "recvfrom: x");
         let v = json_line(&SinkReport {
             listen: "0.0.0.0:7000".parse().unwrap(),
@@ -451,6 +469,9 @@ mod tests {
             sources: 0,
             error: None,
         });
-        assert_eq!((&v["min_bytes"], &v["max_bytes"]), (&serde_json::Value::Null, &serde_json::Value::Null));
+        assert_eq!(
+            (&v["min_bytes"], &v["max_bytes"]),
+            (&serde_json::Value::Null, &serde_json::Value::Null)
+        );
     }
 }

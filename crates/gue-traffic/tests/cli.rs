@@ -297,75 +297,58 @@ const HINT: &str = "Try 'gue-traffic --help' for more information.\n";
 fn usage_error_messages() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
-    let message = |args: &[&OsStr]| {
+    let first_line = |args: &[&OsStr]| {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let text = stderr(&out);
         assert!(text.ends_with(HINT), "{text}");
         text.lines().next().unwrap().to_owned()
     };
-    let m = |args: &[&str]| message(&args.iter().map(OsStr::new).collect::<Vec<_>>());
-    let listen = ["serve", "--listen", "127.0.0.1:0"];
-    assert_eq!(m(&[]), "gue-traffic: missing subcommand");
-    assert_eq!(m(&["bogus"]), "gue-traffic: unknown subcommand 'bogus'");
+    let cases: &[(&str, &str)] = &[
+        ("", "missing subcommand"),
+        ("bogus", "unknown subcommand 'bogus'"),
+        (
+            "serve --listen 127.0.0.1:0 --bogus",
+            "unknown option '--bogus'",
+        ),
+        ("serve --listen 127.0.0.1:0 -x", "invalid option '-x'"),
+        (
+            "serve --listen 127.0.0.1:0 extra",
+            "unexpected argument 'extra'",
+        ),
+        (
+            "serve --listen 127.0.0.1:0 --verbose=1",
+            "unexpected argument for option '--verbose': \"1\"",
+        ),
+        ("serve --listen", "missing argument for option '--listen'"),
+        (
+            "serve --listen=1.2.3.4",
+            "--listen: invalid address '1.2.3.4' (expected IPV4:PORT or [IPV6]:PORT, numeric only)",
+        ),
+        (
+            "run --connect 127.0.0.1:1 --sizes 1K --connections 0",
+            "--connections: must be between 1 and 4096",
+        ),
+        (
+            "run --connect 127.0.0.1:1 --sizes 1K --json=",
+            "--json: empty path",
+        ),
+        ("capture --iface lo --port 1 --pcap=", "--pcap: empty path"),
+    ];
+    for (args, msg) in cases {
+        let args: Vec<&OsStr> = args.split_whitespace().map(OsStr::new).collect();
+        assert_eq!(first_line(&args), format!("gue-traffic: {msg}"));
+    }
     assert_eq!(
-        m(&[&listen[..], &["--bogus"]].concat()),
-        "gue-traffic: unknown option '--bogus'"
-    );
-    assert_eq!(
-        m(&[&listen[..], &["-x"]].concat()),
-        "gue-traffic: invalid option '-x'"
-    );
-    assert_eq!(
-        m(&[&listen[..], &["extra"]].concat()),
-        "gue-traffic: unexpected argument 'extra'"
-    );
-    assert_eq!(
-        m(&[&listen[..], &["--verbose=1"]].concat()),
-        "gue-traffic: unexpected argument for option '--verbose': \"1\""
-    );
-    assert_eq!(
-        m(&["serve", "--listen"]),
-        "gue-traffic: missing argument for option '--listen'"
-    );
-    assert_eq!(
-        m(&["serve", "--listen=1.2.3.4"]),
-        "gue-traffic: --listen: invalid address '1.2.3.4' (expected IPV4:PORT or [IPV6]:PORT, numeric only)"
-    );
-    assert_eq!(
-        m(&[
-            "run",
-            "--connect",
-            "127.0.0.1:1",
-            "--sizes",
-            "1K",
-            "--connections",
-            "0"
+        first_line(&[
+            OsStr::new("serve"),
+            OsStr::new("--listen"),
+            OsStr::from_bytes(b"127.0.0.1:\xff")
         ]),
-        "gue-traffic: --connections: must be between 1 and 4096"
-    );
-    assert_eq!(
-        m(&[
-            "run",
-            "--connect",
-            "127.0.0.1:1",
-            "--sizes",
-            "1K",
-            "--json="
-        ]),
-        "gue-traffic: --json: empty path"
-    );
-    assert_eq!(
-        m(&["capture", "--iface", "lo", "--port", "1", "--pcap", ""]),
-        "gue-traffic: --pcap: empty path"
-    );
-    let bad_utf8 = OsStr::from_bytes(b"127.0.0.1:\xff");
-    assert_eq!(
-        message(&[OsStr::new("serve"), OsStr::new("--listen"), bad_utf8]),
         "gue-traffic: --listen: \"127.0.0.1:\\xFF\" is not valid UTF-8"
     );
     assert_eq!(
-        message(&[OsStr::from_bytes(b"r\xffn")]),
+        first_line(&[OsStr::from_bytes(b"r\xffn")]),
         "gue-traffic: unknown subcommand 'r\u{fffd}n'"
     );
 }
