@@ -1,15 +1,23 @@
-//! Hand-rolled command line helpers: option iteration and value parsers.
+//! Command-line parsing: lexopt for the option syntax (long options only,
+//! `--name VALUE` or `--name=VALUE`, no positional arguments) and the value
+//! parsers (sizes with K/M/G suffixes, `SIZE=MS` deadline lists, numeric
+//! addresses).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// A usage error; reported to stderr and mapped to exit status 2.
+use crate::report::JsonDest;
+
+/// A usage error; reported on one line to stderr and mapped to exit status 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl From<lexopt::Error> for UsageError {
+    fn from(e: lexopt::Error) -> Self {
+        UsageError(e.to_string())
     }
 }
 
@@ -19,51 +27,131 @@ pub fn err<T>(msg: impl Into<String>) -> Result<T> {
     Err(UsageError(msg.into()))
 }
 
-/// One parsed command-line item.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Item {
-    /// `--name value` or `--name=value` (value taken only when the option needs one).
-    Opt(String, Option<String>),
+/// The options of one subcommand, read one at a time; the value readers
+/// name the current option in their errors.
+pub struct Options {
+    parser: lexopt::Parser,
+    /// The current option as spelled in messages: `--name`.
+    option: String,
 }
 
-/// Splits `args` into options. `takes_value(name)` says whether `--name` needs an argument.
-pub fn parse_opts(args: &[String], takes_value: impl Fn(&str) -> Option<bool>) -> Result<Vec<Item>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        let Some(body) = a.strip_prefix("--") else {
-            return err(format!("unexpected argument '{a}'"));
-        };
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
-        };
-        match takes_value(name) {
-            None => return err(format!("unknown option '--{name}'")),
-            Some(false) => {
-                if inline.is_some() {
-                    return err(format!("option '--{name}' takes no value"));
-                }
-                out.push(Item::Opt(name.to_string(), None));
-            }
-            Some(true) => {
-                let v = match inline {
-                    Some(v) => v,
-                    None => {
-                        i += 1;
-                        match args.get(i) {
-                            Some(v) => v.clone(),
-                            None => return err(format!("option '--{name}' needs a value")),
-                        }
-                    }
-                };
-                out.push(Item::Opt(name.to_string(), Some(v)));
-            }
+impl Options {
+    pub fn new(args: impl IntoIterator<Item = OsString>) -> Self {
+        Options {
+            parser: lexopt::Parser::from_args(args),
+            option: String::new(),
         }
-        i += 1;
     }
-    Ok(out)
+
+    /// The name (without `--`) of the next option; None after the last one.
+    pub fn next(&mut self) -> Result<Option<String>> {
+        use lexopt::Arg::{Long, Short, Value};
+        match self.parser.next()? {
+            None => Ok(None),
+            Some(Long(name)) => {
+                self.option = format!("--{name}");
+                Ok(Some(name.to_owned()))
+            }
+            Some(Value(v)) => err(format!("unexpected argument '{}'", v.to_string_lossy())),
+            Some(arg @ Short(_)) => Err(arg.unexpected().into()),
+        }
+    }
+
+    /// The error for an option the subcommand does not know.
+    pub fn unknown(&self) -> UsageError {
+        UsageError(format!("unknown option '{}'", self.option))
+    }
+
+    /// An error about the current option's value.
+    pub fn invalid<T>(&self, msg: impl std::fmt::Display) -> Result<T> {
+        err(format!("{}: {msg}", self.option))
+    }
+
+    /// The current option's value, which may be any bytes (a path).
+    pub fn os_value(&mut self) -> Result<OsString> {
+        Ok(self.parser.value()?)
+    }
+
+    /// The current option's value as text.
+    pub fn text(&mut self) -> Result<String> {
+        let v = self.os_value()?;
+        v.into_string()
+            .or_else(|v| self.invalid(format!("{v:?} is not valid UTF-8")))
+    }
+
+    /// A non-empty path.
+    pub fn path(&mut self) -> Result<PathBuf> {
+        let v = self.os_value()?;
+        if v.is_empty() {
+            return self.invalid("empty path");
+        }
+        Ok(PathBuf::from(v))
+    }
+
+    /// `--json PATH|-`.
+    pub fn json(&mut self) -> Result<JsonDest> {
+        let path = self.path()?;
+        Ok(if path.as_os_str() == "-" {
+            JsonDest::Stdout
+        } else {
+            JsonDest::File(path)
+        })
+    }
+
+    pub fn number(&mut self) -> Result<u64> {
+        let v = self.text()?;
+        parse_u64(&self.option, &v)
+    }
+
+    pub fn number_in(&mut self, lo: u64, hi: u64) -> Result<u64> {
+        let n = self.number()?;
+        if !(lo..=hi).contains(&n) {
+            return self.invalid(format!("must be between {lo} and {hi}"));
+        }
+        Ok(n)
+    }
+
+    pub fn positive(&mut self) -> Result<u64> {
+        let n = self.number()?;
+        if n == 0 {
+            return self.invalid("must be > 0");
+        }
+        Ok(n)
+    }
+
+    /// A timeout: milliseconds, > 0.
+    pub fn millis(&mut self) -> Result<Duration> {
+        Ok(Duration::from_millis(self.positive()?))
+    }
+
+    /// `IPV4:PORT` or `[IPV6]:PORT`.
+    pub fn addr(&mut self) -> Result<SocketAddr> {
+        let v = self.text()?;
+        parse_addr(&self.option, &v)
+    }
+
+    /// An address with an optional port.
+    pub fn endpoint(&mut self) -> Result<SocketAddr> {
+        let v = self.text()?;
+        parse_endpoint(&self.option, &v)
+    }
+
+    /// A size with an optional K/M/G suffix.
+    pub fn size(&mut self) -> Result<u64> {
+        let v = self.text()?;
+        parse_size(&v).or_else(|e| self.invalid(e))
+    }
+
+    /// `--sizes SIZE[,SIZE...]`.
+    pub fn sizes(&mut self) -> Result<Vec<u64>> {
+        parse_sizes(&self.text()?)
+    }
+}
+
+/// Options from string literals, for the parsers' tests.
+#[cfg(test)]
+pub fn options(args: &[&str]) -> Options {
+    Options::new(args.iter().map(OsString::from))
 }
 
 /// Parses a numeric socket address: `1.2.3.4:80`, `[fd00::1]:80`.
@@ -83,7 +171,10 @@ pub fn parse_endpoint(opt: &str, s: &str) -> Result<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
     match bare.parse::<IpAddr>() {
         Ok(ip) => Ok(SocketAddr::new(ip, 0)),
         Err(_) => err(format!(
@@ -115,7 +206,8 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("invalid size suffix in '{s}' (use K, M or G)")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' too large"))
 }
 
 /// Human form of a byte count: `16MiB`, `64KiB`, `1000B`.
@@ -209,7 +301,10 @@ mod tests {
         assert!(parse_size("1X").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999999999999G").is_err());
-        assert_eq!(parse_sizes("1K,64K,1M,16M").unwrap(), vec![1024, 65536, 1 << 20, 16 << 20]);
+        assert_eq!(
+            parse_sizes("1K,64K,1M,16M").unwrap(),
+            vec![1024, 65536, 1 << 20, 16 << 20]
+        );
         assert!(parse_sizes("1K,,1M").is_err());
         assert!(parse_sizes("1K,1024").is_err());
     }
@@ -256,24 +351,49 @@ mod tests {
     }
 
     #[test]
-    fn opts() {
-        let tv = |n: &str| match n {
-            "a" => Some(true),
-            "f" => Some(false),
-            _ => None,
-        };
-        let v: Vec<String> = ["--a", "1", "--a=2", "--f"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(
-            parse_opts(&v, tv).unwrap(),
-            vec![
-                Item::Opt("a".into(), Some("1".into())),
-                Item::Opt("a".into(), Some("2".into())),
-                Item::Opt("f".into(), None)
-            ]
-        );
-        assert!(parse_opts(&["--b".to_string()], tv).is_err());
-        assert!(parse_opts(&["--a".to_string()], tv).is_err());
-        assert!(parse_opts(&["x".to_string()], tv).is_err());
-        assert!(parse_opts(&["--f=1".to_string()], tv).is_err());
+    fn options_and_values() {
+        let mut a = options(&[
+            "--n",
+            "5",
+            "--n=0",
+            "--ms=7",
+            "--json",
+            "-",
+            "--json=out.json",
+            "--flag",
+        ]);
+        assert_eq!(a.next().unwrap().as_deref(), Some("n"));
+        assert_eq!(a.number_in(1, 9), Ok(5));
+        assert_eq!(a.next().unwrap().as_deref(), Some("n"));
+        assert_eq!(a.positive(), err("--n: must be > 0"));
+        assert_eq!(a.next().unwrap().as_deref(), Some("ms"));
+        assert_eq!(a.millis(), Ok(Duration::from_millis(7)));
+        a.next().unwrap();
+        assert_eq!(a.json(), Ok(JsonDest::Stdout));
+        a.next().unwrap();
+        assert_eq!(a.json(), Ok(JsonDest::File("out.json".into())));
+        assert_eq!(a.next().unwrap().as_deref(), Some("flag"));
+        assert_eq!(a.unknown(), UsageError("unknown option '--flag'".into()));
+        assert_eq!(a.next(), Ok(None));
+
+        let mut a = options(&["--n", "10"]);
+        a.next().unwrap();
+        assert_eq!(a.number_in(1, 9), err("--n: must be between 1 and 9"));
+    }
+
+    #[test]
+    fn paths_may_be_any_bytes_text_may_not() {
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = || OsString::from_vec(b"/tmp/x\xff".to_vec());
+        let mut a = Options::new([
+            OsString::from("--pcap"),
+            bytes(),
+            OsString::from("--iface"),
+            bytes(),
+        ]);
+        a.next().unwrap();
+        assert_eq!(a.path(), Ok(PathBuf::from(bytes())));
+        a.next().unwrap();
+        assert_eq!(a.text(), err("--iface: \"/tmp/x\\xFF\" is not valid UTF-8"));
     }
 }

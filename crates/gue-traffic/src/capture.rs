@@ -1,14 +1,21 @@
 //! `gue-traffic capture`: AF_PACKET capture of GUE packets on one interface,
-//! decoded to one JSON object per packet (see decode.rs).
+//! decoded to one JSON object per packet (see decode.rs), optionally also
+//! written to a pcap file.
 
 use crate::decode::{decode, CsumState, InnerKind, Meta, OuterIp, Packet};
-use crate::run::json_str;
+use crate::report::{write_line, JsonDest};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, Endianness};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -22,8 +29,9 @@ pub struct CaptureOpts {
     pub port: u16,
     pub count: u64,
     pub timeout: Duration,
-    /// None or Some("-"): stdout.
-    pub json: Option<String>,
+    pub json: JsonDest,
+    /// Also write the captured frames here.
+    pub pcap: Option<PathBuf>,
     pub summary: bool,
     pub direction: Direction,
 }
@@ -129,8 +137,10 @@ fn open(iface: &str) -> Result<Capture, String> {
 
 enum Recv {
     Frame {
+        /// Bytes in the buffer.
         len: usize,
-        truncated: bool,
+        /// Bytes the kernel had (more than `len`: truncated to the buffer).
+        wire_len: usize,
         outgoing: bool,
     },
     Timeout,
@@ -160,7 +170,7 @@ impl Capture {
                 let n = n as usize;
                 return Ok(Recv::Frame {
                     len: n.min(buf.len()),
-                    truncated: n > buf.len(),
+                    wire_len: n,
                     outgoing: sll.sll_pkttype == PACKET_OUTGOING,
                 });
             }
@@ -206,202 +216,291 @@ pub fn split_vnet(b: &[u8]) -> Option<(Meta, &[u8])> {
     Some((meta, &b[VNET_HDR_LEN..]))
 }
 
-fn opt_num<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "null".into())
+/// One output line per decoded packet. The keys are read by the harness's jq
+/// (`.layout`, `.inner.*`, `.udp.sport`, `.ip.tos`, ...).
+#[derive(Serialize)]
+pub struct PacketRecord<'a> {
+    n: u64,
+    dir: &'a str,
+    frame_len: usize,
+    ip_version: u8,
+    ip: OuterIpRecord<'a>,
+    udp: UdpRecord,
+    gue: GueRecord,
+    inner: InnerRecord,
+    offload: OffloadRecord,
+    layout: String,
 }
 
-/// One JSON object (no trailing newline) for a decoded packet.
-pub fn packet_json(n: u64, dir: &str, p: &Packet) -> String {
-    let mut s = String::with_capacity(1024);
-    let _ = write!(
-        s,
-        "{{\"n\":{n},\"dir\":{},\"frame_len\":{},",
-        json_str(dir),
-        p.frame_len
-    );
-    let ip_payload_len = match &p.ip {
-        OuterIp::V4 {
-            tos,
-            df,
-            mf,
-            frag_offset,
-            ttl,
-            protocol,
-            id,
-            ihl,
-            total_length,
-            hdr_csum,
-            hdr_csum_valid,
-            src,
-            dst,
-        } => {
-            let _ = write!(
-                s,
-                concat!(
-                    "\"ip_version\":4,\"ip\":{{\"tos\":{},\"dscp\":{},\"ecn\":{},\"df\":{},\"mf\":{},",
-                    "\"frag_offset\":{},\"ttl\":{},\"protocol\":{},\"id\":{},\"ihl\":{},\"total_length\":{},",
-                    "\"hdr_csum\":{},\"hdr_csum_valid\":{},\"src\":\"{}\",\"dst\":\"{}\"}},"
-                ),
+/// The outer IP header's fields, and its DS field split.
+#[derive(Serialize)]
+struct OuterIpRecord<'a> {
+    #[serde(flatten)]
+    header: &'a OuterIp,
+    dscp: u8,
+    ecn: u8,
+}
+
+#[derive(Serialize)]
+struct UdpRecord {
+    sport: u16,
+    dport: u16,
+    length: u16,
+    ip_payload_length: u32,
+    length_ok: bool,
+    csum: u16,
+    csum_zero: bool,
+    /// null: not checkable (zero, or a GSO super-packet).
+    csum_valid: Option<bool>,
+    csum_state: &'static str,
+    completed_pending_csum_at: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct GueRecord {
+    version: u8,
+    control: bool,
+    hlen: u8,
+    proto_ctype: u8,
+    flags: u16,
+    r#priv: bool,
+    priv_flags: Option<u32>,
+    remcsum: Option<RemcsumRecord>,
+    header_len: usize,
+}
+
+#[derive(Serialize)]
+struct RemcsumRecord {
+    csum_start: u16,
+    csum_start_plus_offset: u16,
+    csum_offset: i32,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum InnerRecord {
+    Ip {
+        version: u8,
+        protocol: u8,
+        src: IpAddr,
+        dst: IpAddr,
+        total_length: u32,
+        length_ok: bool,
+        ttl: u8,
+        sport: Option<u16>,
+        dport: Option<u16>,
+        dsfield: u8,
+        dscp: u8,
+        ecn: u8,
+        /// Hex.
+        options: String,
+        ext_headers: Vec<u8>,
+        upper_protocol: u8,
+    },
+    Control,
+    Unknown,
+}
+
+#[derive(Serialize)]
+struct OffloadRecord {
+    pending_csum: Option<PendingCsumRecord>,
+    gso: Option<GsoRecord>,
+}
+
+#[derive(Serialize)]
+struct PendingCsumRecord {
+    csum_start: u16,
+    csum_offset: u16,
+}
+
+#[derive(Serialize)]
+struct GsoRecord {
+    r#type: u8,
+    size: u16,
+}
+
+impl<'a> PacketRecord<'a> {
+    /// The line for packet number `n` (1-based) captured in direction `dir`.
+    pub fn new(n: u64, dir: &'a str, p: &'a Packet) -> Self {
+        let (ip_version, dsfield, ip_payload_length) = match p.ip {
+            OuterIp::V4 {
                 tos,
-                tos >> 2,
-                tos & 3,
-                df,
-                mf,
-                frag_offset,
-                ttl,
-                protocol,
-                id,
                 ihl,
                 total_length,
-                hdr_csum,
-                hdr_csum_valid,
-                src,
-                dst
-            );
-            u32::from(*total_length) - u32::from(*ihl) * 4
-        }
-        OuterIp::V6 {
-            traffic_class,
-            flow_label,
-            hop_limit,
-            next_header,
-            payload_length,
-            src,
-            dst,
-        } => {
-            let _ = write!(
-                s,
-                concat!(
-                    "\"ip_version\":6,\"ip\":{{\"traffic_class\":{},\"dscp\":{},\"ecn\":{},\"flow_label\":{},",
-                    "\"hop_limit\":{},\"next_header\":{},\"payload_length\":{},\"src\":\"{}\",\"dst\":\"{}\"}},"
-                ),
+                ..
+            } => (4, tos, u32::from(total_length) - u32::from(ihl) * 4),
+            OuterIp::V6 {
                 traffic_class,
-                traffic_class >> 2,
-                traffic_class & 3,
-                flow_label,
-                hop_limit,
-                next_header,
                 payload_length,
-                src,
-                dst
-            );
-            u32::from(*payload_length)
+                ..
+            } => (6, traffic_class, u32::from(payload_length)),
+        };
+        let u = &p.udp;
+        let g = &p.gue;
+        PacketRecord {
+            n,
+            dir,
+            frame_len: p.frame_len,
+            ip_version,
+            ip: OuterIpRecord {
+                header: &p.ip,
+                dscp: dsfield >> 2,
+                ecn: dsfield & 3,
+            },
+            udp: UdpRecord {
+                sport: u.sport,
+                dport: u.dport,
+                length: u.length,
+                ip_payload_length,
+                length_ok: u.length_ok,
+                csum: u.csum,
+                csum_zero: u.csum == 0,
+                csum_valid: match u.csum_state {
+                    CsumState::Valid => Some(true),
+                    CsumState::Bad => Some(false),
+                    CsumState::Zero | CsumState::Gso => None,
+                },
+                csum_state: u.csum_state.name(),
+                completed_pending_csum_at: u.completed_pending_at,
+            },
+            gue: GueRecord {
+                version: g.version,
+                control: g.control,
+                hlen: g.hlen,
+                proto_ctype: g.proto_ctype,
+                flags: g.flags,
+                r#priv: g.priv_flags.is_some(),
+                priv_flags: g.priv_flags,
+                remcsum: g.remcsum.as_ref().map(|r| RemcsumRecord {
+                    csum_start: r.start,
+                    csum_start_plus_offset: r.end,
+                    csum_offset: r.offset(),
+                }),
+                header_len: g.header_len,
+            },
+            inner: match &p.inner {
+                InnerKind::Ip(i) => InnerRecord::Ip {
+                    version: i.version,
+                    protocol: i.protocol,
+                    src: i.src,
+                    dst: i.dst,
+                    total_length: i.total_length,
+                    length_ok: i.length_ok,
+                    ttl: i.ttl,
+                    sport: i.ports.map(|p| p.0),
+                    dport: i.ports.map(|p| p.1),
+                    dsfield: i.dsfield,
+                    dscp: i.dsfield >> 2,
+                    ecn: i.dsfield & 3,
+                    options: crate::proto::hex(&i.options),
+                    ext_headers: i.ext_headers.clone(),
+                    upper_protocol: i.upper_protocol,
+                },
+                InnerKind::Control => InnerRecord::Control,
+                InnerKind::Unknown => InnerRecord::Unknown,
+            },
+            offload: OffloadRecord {
+                pending_csum: p.meta.pending_csum.map(|(csum_start, csum_offset)| {
+                    PendingCsumRecord {
+                        csum_start,
+                        csum_offset,
+                    }
+                }),
+                gso: p.meta.gso.map(|(r#type, size)| GsoRecord { r#type, size }),
+            },
+            layout: p.layout(),
         }
-    };
-    let u = &p.udp;
-    let csum_valid = match u.csum_state {
-        CsumState::Valid => "true",
-        CsumState::Bad => "false",
-        CsumState::Zero | CsumState::Gso => "null",
-    };
-    let _ = write!(
-        s,
-        concat!(
-            "\"udp\":{{\"sport\":{},\"dport\":{},\"length\":{},\"ip_payload_length\":{},\"length_ok\":{},",
-            "\"csum\":{},\"csum_zero\":{},\"csum_valid\":{},\"csum_state\":\"{}\",\"completed_pending_csum_at\":{}}},"
-        ),
-        u.sport,
-        u.dport,
-        u.length,
-        ip_payload_len,
-        u.length_ok,
-        u.csum,
-        u.csum == 0,
-        csum_valid,
-        u.csum_state.name(),
-        opt_num(u.completed_pending_at)
-    );
-    let g = &p.gue;
-    let remcsum = match &g.remcsum {
-        Some(r) => format!(
-            "{{\"csum_start\":{},\"csum_start_plus_offset\":{},\"csum_offset\":{}}}",
-            r.start,
-            r.end,
-            r.offset()
-        ),
-        None => "null".into(),
-    };
-    let _ = write!(
-        s,
-        concat!(
-            "\"gue\":{{\"version\":{},\"control\":{},\"hlen\":{},\"proto_ctype\":{},\"flags\":{},",
-            "\"priv\":{},\"priv_flags\":{},\"remcsum\":{},\"header_len\":{}}},"
-        ),
-        g.version,
-        g.control,
-        g.hlen,
-        g.proto_ctype,
-        g.flags,
-        g.priv_flags.is_some(),
-        opt_num(g.priv_flags),
-        remcsum,
-        g.header_len
-    );
-    match &p.inner {
-        InnerKind::Ip(i) => {
-            let _ = write!(
-                s,
-                concat!(
-                    "\"inner\":{{\"kind\":\"ip\",\"version\":{},\"protocol\":{},\"src\":\"{}\",\"dst\":\"{}\",",
-                    "\"total_length\":{},\"length_ok\":{},\"ttl\":{},\"sport\":{},\"dport\":{},",
-                    "\"dsfield\":{},\"dscp\":{},\"ecn\":{},\"options\":\"{}\",\"ext_headers\":{:?},\"upper_protocol\":{}}},"
-                ),
-                i.version,
-                i.protocol,
-                i.src,
-                i.dst,
-                i.total_length,
-                i.length_ok,
-                i.ttl,
-                opt_num(i.ports.map(|p| p.0)),
-                opt_num(i.ports.map(|p| p.1)),
-                i.dsfield,
-                i.dsfield >> 2,
-                i.dsfield & 3,
-                crate::proto::hex(&i.options),
-                i.ext_headers,
-                i.upper_protocol
-            );
-        }
-        InnerKind::Control => s.push_str("\"inner\":{\"kind\":\"control\"},"),
-        InnerKind::Unknown => s.push_str("\"inner\":{\"kind\":\"unknown\"},"),
     }
-    let pending = match p.meta.pending_csum {
-        Some((st, off)) => format!("{{\"csum_start\":{st},\"csum_offset\":{off}}}"),
-        None => "null".into(),
-    };
-    let gso = match p.meta.gso {
-        Some((t, sz)) => format!("{{\"type\":{t},\"size\":{sz}}}"),
-        None => "null".into(),
-    };
-    let _ = write!(
-        s,
-        "\"offload\":{{\"pending_csum\":{pending},\"gso\":{gso}}},\"layout\":{}}}",
-        json_str(&p.layout())
-    );
-    s
 }
 
-fn error_json(n: u64, dir: &str, frame_len: usize, msg: &str) -> String {
-    format!(
-        "{{\"n\":{n},\"dir\":{},\"frame_len\":{frame_len},\"error\":{},\"layout\":{}}}",
-        json_str(dir),
-        json_str(msg),
-        json_str(&format!("malformed: {msg}"))
-    )
+/// The output line for a UDP packet to the port that did not decode.
+#[derive(Serialize)]
+pub struct MalformedRecord<'a> {
+    n: u64,
+    dir: &'a str,
+    frame_len: usize,
+    error: &'a str,
+    layout: String,
+}
+
+impl<'a> MalformedRecord<'a> {
+    pub fn new(n: u64, dir: &'a str, frame_len: usize, error: &'a str) -> Self {
+        MalformedRecord {
+            n,
+            dir,
+            frame_len,
+            error,
+            layout: format!("malformed: {error}"),
+        }
+    }
+}
+
+/// `--pcap`: the frames of the output lines, in the same order, for tcpdump and Wireshark.
+/// The AF_PACKET socket is SOCK_RAW, so frames start at the link-layer header; capture reads
+/// Ethernet (as `decode` does), hence LINKTYPE_ETHERNET.
+struct PcapFile<W: Write> {
+    name: String,
+    writer: PcapWriter<W>,
+}
+
+impl PcapFile<BufWriter<File>> {
+    fn create(path: &Path) -> Result<Self, String> {
+        let name = path.display().to_string();
+        let file = File::create(path).map_err(|e| format!("cannot create {name}: {e}"))?;
+        PcapFile::new(name, BufWriter::new(file))
+    }
+}
+
+impl<W: Write> PcapFile<W> {
+    fn new(name: String, out: W) -> Result<Self, String> {
+        let header = PcapHeader {
+            datalink: DataLink::ETHERNET,
+            snaplen: BUF_LEN as u32,
+            endianness: Endianness::native(),
+            ..PcapHeader::default()
+        };
+        match PcapWriter::with_header(out, header) {
+            Ok(writer) => Ok(PcapFile { name, writer }),
+            Err(e) => Err(format!("cannot write pcap to {name}: {e}")),
+        }
+    }
+
+    /// Appends `frame`, the first bytes of a frame of `wire_len` bytes, stamped now.
+    fn write(&mut self, frame: &[u8], wire_len: usize) -> Result<(), String> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let orig_len = u32::try_from(wire_len).unwrap_or(u32::MAX);
+        self.writer
+            .write_packet(&PcapPacket::new(now, orig_len, frame))
+            .map(drop)
+            .map_err(|e| format!("cannot write pcap to {}: {e}", self.name))
+    }
+
+    fn finish(self) -> Result<W, String> {
+        let mut out = self.writer.into_writer();
+        match out.flush() {
+            Ok(()) => Ok(out),
+            Err(e) => Err(format!("cannot write pcap to {}: {e}", self.name)),
+        }
+    }
 }
 
 /// Runs the capture; returns the exit status (0: >= 1 packet captured, 1 otherwise).
 pub fn capture(o: &CaptureOpts) -> i32 {
-    let mut out: Box<dyn Write> = match o.json.as_deref() {
-        None | Some("-") => Box::new(io::stdout()),
-        Some(path) => match std::fs::File::create(path) {
-            Ok(f) => Box::new(io::BufWriter::new(f)),
-            Err(e) => {
-                eprintln!("gue-traffic capture: cannot create {path}: {e}");
-                return 1;
-            }
-        },
+    let mut out = match o.json.create() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("gue-traffic capture: cannot create {}: {e}", o.json.name());
+            return 1;
+        }
+    };
+    let mut pcap = match o.pcap.as_deref().map(PcapFile::create).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("gue-traffic capture: {e}");
+            return 1;
+        }
     };
     let cap = match open(&o.iface) {
         Ok(c) => c,
@@ -431,13 +530,14 @@ pub fn capture(o: &CaptureOpts) -> i32 {
         (0u64, 0u64, 0u64, 0u64);
     let mut layouts: BTreeMap<String, u64> = BTreeMap::new();
     let mut write_failed = None;
+    let json_failed = |e: io::Error| format!("cannot write JSON to {}: {e}", o.json.name());
     while matched < o.count && Instant::now() < deadline {
-        let (len, truncated, outgoing) = match cap.recv(&mut buf) {
+        let (len, wire_len, outgoing) = match cap.recv(&mut buf) {
             Ok(Recv::Frame {
                 len,
-                truncated,
+                wire_len,
                 outgoing,
-            }) => (len, truncated, outgoing),
+            }) => (len, wire_len, outgoing),
             Ok(Recv::Timeout) => continue,
             Ok(Recv::Unrepresentable) => {
                 unrepresentable += 1;
@@ -462,15 +562,17 @@ pub fn capture(o: &CaptureOpts) -> i32 {
         } else {
             (Meta::default(), &buf[..len])
         };
+        let truncated = wire_len > len;
         if truncated {
             truncated_frames += 1;
         }
-        let line = match decode(frame, o.port, meta) {
+        let written = match decode(frame, o.port, meta) {
             Ok(None) => continue,
             Ok(Some(p)) => {
                 matched += 1;
-                *layouts.entry(p.layout()).or_default() += 1;
-                packet_json(matched, dir, &p)
+                let record = PacketRecord::new(matched, dir, &p);
+                *layouts.entry(record.layout.clone()).or_default() += 1;
+                write_line(&mut *out, &record)
             }
             Err(e) if e.port_matched => {
                 matched += 1;
@@ -479,21 +581,31 @@ pub fn capture(o: &CaptureOpts) -> i32 {
                 } else {
                     e.msg
                 };
-                *layouts.entry(format!("malformed: {msg}")).or_default() += 1;
-                error_json(matched, dir, frame.len(), &msg)
+                let record = MalformedRecord::new(matched, dir, frame.len(), &msg);
+                *layouts.entry(record.layout.clone()).or_default() += 1;
+                write_line(&mut *out, &record)
             }
             Err(_) => {
                 malformed += 1;
                 continue;
             }
         };
-        if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+        // The bytes before `frame` (the virtio_net_hdr) are no part of the frame on the wire.
+        let frame_wire_len = wire_len - (len - frame.len());
+        let written = written.map_err(json_failed).and_then(|()| match &mut pcap {
+            Some(p) => p.write(frame, frame_wire_len),
+            None => Ok(()),
+        });
+        if let Err(e) = written {
             write_failed = Some(e);
             break;
         }
     }
     let elapsed = start.elapsed();
     if let Err(e) = out.flush() {
+        write_failed.get_or_insert(json_failed(e));
+    }
+    if let Some(Err(e)) = pcap.map(PcapFile::finish) {
         write_failed.get_or_insert(e);
     }
     let drops = cap.stats().map(|(_, d)| d).unwrap_or(0);
@@ -524,10 +636,7 @@ pub fn capture(o: &CaptureOpts) -> i32 {
         );
     }
     if let Some(e) = write_failed {
-        eprintln!(
-            "gue-traffic capture: cannot write JSON to {}: {e}",
-            o.json.as_deref().unwrap_or("stdout")
-        );
+        eprintln!("gue-traffic capture: {e}");
         return 1;
     }
     let ms = elapsed.as_millis();
@@ -557,7 +666,8 @@ pub fn capture(o: &CaptureOpts) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::tests::{frame_v4, gue_hdr, inner_v4_tcp, PORT};
+    use crate::decode::tests::{frame_v4, frame_v6, gue_hdr, inner_v4_tcp, PORT};
+    use crate::report::{assert_keys, json_line};
 
     #[test]
     fn vnet_header() {
@@ -581,29 +691,230 @@ mod tests {
     }
 
     #[test]
-    fn json_is_one_line_with_layout() {
+    fn packet_line_ipv4() {
         let mut pl = gue_hdr(4, Some((20, 36)));
         pl.extend(inner_v4_tcp(10));
         let f = frame_v4(&pl, true);
-        let p = decode(&f, PORT, Meta::default()).unwrap().unwrap();
-        let j = packet_json(3, "out", &p);
-        assert!(!j.contains('\n'));
-        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        let meta = Meta {
+            pending_csum: Some((34, 6)),
+            gso: Some((1, 1448)),
+        };
+        let p = decode(&f, PORT, meta).unwrap().unwrap();
+        let v = json_line(&PacketRecord::new(3, "out", &p));
+        assert_keys(
+            &v,
+            &[
+                "dir",
+                "frame_len",
+                "gue",
+                "inner",
+                "ip",
+                "ip_version",
+                "layout",
+                "n",
+                "offload",
+                "udp",
+            ],
+        );
+        assert_keys(
+            &v["ip"],
+            &[
+                "tos",
+                "dscp",
+                "ecn",
+                "df",
+                "mf",
+                "frag_offset",
+                "ttl",
+                "protocol",
+                "id",
+                "ihl",
+                "total_length",
+                "hdr_csum",
+                "hdr_csum_valid",
+                "src",
+                "dst",
+            ],
+        );
+        assert_keys(
+            &v["udp"],
+            &[
+                "sport",
+                "dport",
+                "length",
+                "ip_payload_length",
+                "length_ok",
+                "csum",
+                "csum_zero",
+                "csum_valid",
+                "csum_state",
+                "completed_pending_csum_at",
+            ],
+        );
+        assert_keys(
+            &v["gue"],
+            &[
+                "version",
+                "control",
+                "hlen",
+                "proto_ctype",
+                "flags",
+                "priv",
+                "priv_flags",
+                "remcsum",
+                "header_len",
+            ],
+        );
+        assert_keys(
+            &v["inner"],
+            &[
+                "kind",
+                "version",
+                "protocol",
+                "src",
+                "dst",
+                "total_length",
+                "length_ok",
+                "ttl",
+                "sport",
+                "dport",
+                "dsfield",
+                "dscp",
+                "ecn",
+                "options",
+                "ext_headers",
+                "upper_protocol",
+            ],
+        );
         assert_eq!(v["n"], 3);
         assert_eq!(v["dir"], "out");
+        assert_eq!(v["frame_len"], f.len());
+        assert_eq!(v["ip_version"], 4);
         assert_eq!(v["ip"]["df"], true);
-        assert_eq!(v["udp"]["csum_valid"], true);
+        assert_eq!(v["ip"]["tos"], 0);
+        assert_eq!(v["ip"]["src"], "192.168.1.1");
+        assert_eq!(v["udp"]["ip_payload_length"], f.len() - 14 - 20);
+        assert_eq!(v["udp"]["csum_zero"], false);
         assert_eq!(v["udp"]["length_ok"], true);
+        assert_eq!(v["udp"]["csum_state"], p.udp.csum_state.name());
+        assert_eq!(v["gue"]["priv"], true);
+        assert_eq!(v["gue"]["priv_flags"], 0x8000_0000u32);
         assert_eq!(v["gue"]["remcsum"]["csum_start"], 20);
+        assert_eq!(v["gue"]["remcsum"]["csum_start_plus_offset"], 36);
         assert_eq!(v["gue"]["remcsum"]["csum_offset"], 16);
+        assert_eq!(v["inner"]["kind"], "ip");
+        assert_eq!(v["inner"]["src"], "10.0.0.1");
+        assert_eq!(v["inner"]["sport"], 40000);
         assert_eq!(v["inner"]["dport"], 8080);
         assert_eq!(v["inner"]["dsfield"], 0);
         assert_eq!(v["inner"]["options"], "");
         assert_eq!(v["inner"]["ext_headers"], serde_json::json!([]));
         assert_eq!(v["inner"]["upper_protocol"], 6);
+        assert_eq!(
+            v["offload"],
+            serde_json::json!({"pending_csum": {"csum_start": 34, "csum_offset": 6},
+                               "gso": {"type": 1, "size": 1448}})
+        );
         assert_eq!(v["layout"], p.layout());
-        let e: serde_json::Value =
-            serde_json::from_str(&error_json(1, "in", 9, "x \"y\"")).unwrap();
-        assert_eq!(e["layout"], "malformed: x \"y\"");
+    }
+
+    #[test]
+    fn packet_line_ipv6_and_control() {
+        let mut pl = gue_hdr(4, None);
+        pl.extend(inner_v4_tcp(10));
+        let p = decode(&frame_v6(&pl), PORT, Meta::default())
+            .unwrap()
+            .unwrap();
+        let v = json_line(&PacketRecord::new(1, "in", &p));
+        assert_eq!(v["ip_version"], 6);
+        assert_keys(
+            &v["ip"],
+            &[
+                "traffic_class",
+                "dscp",
+                "ecn",
+                "flow_label",
+                "hop_limit",
+                "next_header",
+                "payload_length",
+                "src",
+                "dst",
+            ],
+        );
+        assert_eq!(
+            (&v["ip"]["traffic_class"], &v["ip"]["dscp"], &v["ip"]["ecn"]),
+            (&0x2e.into(), &11.into(), &2.into())
+        );
+        assert_eq!(v["ip"]["flow_label"], 0x12345);
+        assert_eq!(v["ip"]["src"], "fd00::1");
+        assert_eq!(v["udp"]["csum_valid"], true);
+        assert_eq!(
+            v["udp"]["completed_pending_csum_at"],
+            serde_json::Value::Null
+        );
+        assert_eq!(v["gue"]["priv"], false);
+        assert_eq!(v["gue"]["priv_flags"], serde_json::Value::Null);
+        assert_eq!(v["gue"]["remcsum"], serde_json::Value::Null);
+        assert_eq!(
+            v["offload"],
+            serde_json::json!({"pending_csum": null, "gso": null})
+        );
+
+        let p = decode(&frame_v4(&[0x20, 7, 0, 0], false), PORT, Meta::default())
+            .unwrap()
+            .unwrap();
+        let v = json_line(&PacketRecord::new(2, "in", &p));
+        assert_eq!(v["inner"], serde_json::json!({"kind": "control"}));
+        assert_eq!(v["udp"]["csum_zero"], true);
+        assert_eq!(v["udp"]["csum_valid"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn malformed_line() {
+        let v = json_line(&MalformedRecord::new(1, "in", 9, "x \"y\""));
+        assert_eq!(
+            v,
+            serde_json::json!({"n": 1, "dir": "in", "frame_len": 9, "error": "x \"y\"",
+                               "layout": "malformed: x \"y\""})
+        );
+    }
+
+    #[test]
+    fn pcap_file_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cap.pcap");
+        let gue = |remcsum| {
+            let mut pl = gue_hdr(4, remcsum);
+            pl.extend(inner_v4_tcp(10));
+            pl
+        };
+        let frames = [
+            frame_v4(&gue(None), true),
+            frame_v4(&gue(Some((20, 36))), true),
+            frame_v6(&gue(None)),
+        ];
+        let mut pcap = PcapFile::create(&path).unwrap();
+        for f in &frames {
+            pcap.write(f, f.len()).unwrap();
+        }
+        // A frame cut to the buffer keeps its length on the wire.
+        pcap.write(&frames[0][..40], 70_000).unwrap();
+        pcap.finish().unwrap();
+
+        let mut r = pcap_file::pcap::PcapReader::new(File::open(&path).unwrap()).unwrap();
+        assert_eq!(r.header().datalink, DataLink::ETHERNET);
+        assert_eq!(r.header().snaplen, BUF_LEN as u32);
+        let mut read = Vec::new();
+        while let Some(p) = r.next_packet() {
+            let p = p.unwrap();
+            read.push((p.data.into_owned(), p.orig_len));
+        }
+        assert_eq!(read.len(), 4);
+        for (f, (data, orig_len)) in frames.iter().zip(&read) {
+            assert_eq!(data, f);
+            assert_eq!(*orig_len as usize, f.len());
+            assert!(decode(data, PORT, Meta::default()).unwrap().is_some());
+        }
+        assert_eq!(read[3], (frames[0][..40].to_vec(), 70_000));
     }
 }

@@ -26,11 +26,12 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::Instant;
 
-use crate::args::{err, parse_opts, parse_u64, Item};
+use crate::args::{err, Options};
 
 /// Most real servers the module's table holds (README: "more than 64 servers" is ENOSPC).
 pub const MAX_SERVERS: usize = 64;
@@ -58,7 +59,7 @@ const EPERM: i32 = libc::EPERM;
 /// `config-stress` options.
 #[derive(Debug, Clone)]
 pub struct StressOpts {
-    pub proc_path: String,
+    pub proc_path: PathBuf,
     pub writers: usize,
     pub writes: u64,
     pub rounds: usize,
@@ -88,49 +89,22 @@ impl Default for StressOpts {
 }
 
 /// Parses the `config-stress` options.
-pub fn stress_opts(a: &[String]) -> crate::args::Result<StressOpts> {
-    let items = parse_opts(a, |n| match n {
-        "proc" | "writers" | "writes" | "rounds" | "single-pct" | "strict-pct" | "seed"
-        | "skip-model-update" | "max-report" => Some(true),
-        "verbose" => Some(false),
-        _ => None,
-    })?;
+pub fn stress_opts(mut a: Options) -> crate::args::Result<StressOpts> {
     let mut o = StressOpts::default();
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+    while let Some(name) = a.next()? {
         match name.as_str() {
-            "proc" => {
-                if v.is_empty() {
-                    return err("--proc: empty path");
-                }
-                o.proc_path = v;
-            }
-            "writers" => o.writers = parse_u64("--writers", &v)? as usize,
-            "writes" => o.writes = parse_u64("--writes", &v)?,
-            "rounds" => o.rounds = parse_u64("--rounds", &v)? as usize,
-            "single-pct" => o.single_pct = parse_u64("--single-pct", &v)?,
-            "strict-pct" => o.strict_pct = parse_u64("--strict-pct", &v)?,
-            "seed" => o.seed = parse_u64("--seed", &v)?,
-            "skip-model-update" => {
-                let n = parse_u64("--skip-model-update", &v)?;
-                if n == 0 {
-                    return err("--skip-model-update: must be > 0");
-                }
-                o.skip_model_update = Some(n);
-            }
-            "max-report" => o.max_report = parse_u64("--max-report", &v)? as usize,
+            "proc" => o.proc_path = a.path()?,
+            "writers" => o.writers = a.number_in(1, 16)? as usize,
+            "writes" => o.writes = a.number()?,
+            "rounds" => o.rounds = a.number_in(1, 100)? as usize,
+            "single-pct" => o.single_pct = a.number_in(0, 100)?,
+            "strict-pct" => o.strict_pct = a.number_in(0, 100)?,
+            "seed" => o.seed = a.number()?,
+            "skip-model-update" => o.skip_model_update = Some(a.positive()?),
+            "max-report" => o.max_report = a.number()? as usize,
             "verbose" => o.verbose = true,
-            _ => unreachable!(),
+            _ => return Err(a.unknown()),
         }
-    }
-    if !(1..=16).contains(&o.writers) {
-        return err("--writers: must be between 1 and 16");
-    }
-    if !(1..=100).contains(&o.rounds) {
-        return err("--rounds: must be between 1 and 100");
-    }
-    if o.single_pct > 100 || o.strict_pct > 100 {
-        return err("--single-pct, --strict-pct: at most 100");
     }
     if o.writes * o.single_pct / 100 < 2 * o.rounds as u64 {
         return err("--writes x --single-pct: need at least 2 single-writer writes per round");
@@ -150,7 +124,7 @@ pub trait Target: Sync {
 }
 
 /// `/proc/net/ipvs_gue` of the namespace the process runs in (or any path).
-pub struct ProcFile(pub String);
+pub struct ProcFile(pub PathBuf);
 
 impl Target for ProcFile {
     fn write(&self, data: &[u8]) -> Result<usize, i32> {
@@ -171,7 +145,7 @@ impl Target for ProcFile {
     }
 
     fn read(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| format!("read {}: {e}", self.0))
+        std::fs::read(&self.0).map_err(|e| format!("read {}: {e}", self.0.display()))
     }
 }
 

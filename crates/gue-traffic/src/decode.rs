@@ -3,7 +3,13 @@
 //!
 //! `decode()` never panics on short or malformed input: every access is
 //! bounds-checked and reported as a `DecodeError`.
+//!
+//! This decoder is an independent instrument on purpose: it shares no code with
+//! the encoder it checks (the module's header code in `src/gue_core/`), so a
+//! misreading of the GUE format in one cannot hide the same mistake in the
+//! other. Keep it that way: do not replace it with `gue_core` or a GUE crate.
 
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -45,7 +51,9 @@ fn fail<T>(port_matched: bool, msg: impl Into<String>) -> Result<T, DecodeError>
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outer IP header; serialized (in capture's JSON lines) as its fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
 pub enum OuterIp {
     V4 {
         tos: u8,
@@ -895,7 +903,8 @@ pub mod tests {
         f
     }
 
-    fn frame_v6(payload: &[u8]) -> Vec<u8> {
+    /// Ethernet + IPv6 (traffic class 0x2e, flow label 0x12345) + UDP (checksum) + `payload`.
+    pub fn frame_v6(payload: &[u8]) -> Vec<u8> {
         let u = udp(50000, payload);
         let mut src = [0u8; 16];
         let mut dst = [0u8; 16];

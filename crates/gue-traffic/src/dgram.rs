@@ -8,13 +8,14 @@
 //! `GUER` | seq u32 | len u32 | tos u8 | flags u8 (bit 0: tos known) | 2 zero
 //! bytes | SHA-256 of the request datagram.
 
-use crate::args::{err, parse_addr, parse_endpoint, parse_opts, parse_sizes, parse_u64, Item};
+use crate::args::{err, Options};
 use crate::proto::{hex, Payload};
-use crate::run::json_str;
+use crate::report::{write_report, JsonDest};
+use crate::run::MedianMax;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -282,14 +283,23 @@ fn send_to(fd: &OwnedFd, buf: &[u8], to: &SocketAddr) -> io::Result<usize> {
     }
 }
 
+/// A datagram [`recv`] put into the caller's buffers.
+struct Arrival {
+    len: usize,
+    /// Longer than the buffer.
+    truncated: bool,
+    from: Option<SocketAddr>,
+    /// Bytes of control messages.
+    control_len: usize,
+}
+
 /// Waits up to `wait` for a datagram; Ok(None) on timeout.
-/// Returns (length, truncated, source, control bytes).
 fn recv(
     fd: &OwnedFd,
     buf: &mut [u8],
     ctl: &mut [u8],
     wait: Duration,
-) -> io::Result<Option<(usize, bool, Option<SocketAddr>, usize)>> {
+) -> io::Result<Option<Arrival>> {
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
@@ -333,13 +343,12 @@ fn recv(
             _ => Err(e),
         };
     }
-    let truncated = msg.msg_flags & libc::MSG_TRUNC != 0;
-    Ok(Some((
-        r as usize,
-        truncated,
-        from_sockaddr(&ss),
-        msg.msg_controllen as usize,
-    )))
+    Ok(Some(Arrival {
+        len: r as usize,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        from: from_sockaddr(&ss),
+        control_len: msg.msg_controllen as usize,
+    }))
 }
 
 /// Parses hex with optional separators (`:`, `-`, `_`, spaces).
@@ -348,7 +357,7 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .bytes()
         .filter(|b| !matches!(b, b':' | b'-' | b'_' | b' '))
         .collect();
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return Err(format!(
             "'{s}': need an even, non-zero number of hex digits"
         ));
@@ -362,54 +371,6 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn opt_json<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "null".into())
-}
-
-fn counts_json(m: &BTreeMap<String, u64>) -> String {
-    let mut s = String::from("{");
-    for (i, (k, v)) in m.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(s, "{}:{v}", json_str(k));
-    }
-    s.push('}');
-    s
-}
-
-fn write_json(json: &str, dest: Option<&str>, who: &str) -> bool {
-    let r = match dest {
-        None | Some("-") => {
-            let mut out = io::stdout().lock();
-            out.write_all(json.as_bytes()).and_then(|_| out.flush())
-        }
-        Some(p) => std::fs::write(p, json.as_bytes()),
-    };
-    if let Err(e) = &r {
-        eprintln!(
-            "gue-traffic {who}: cannot write JSON to {}: {e}",
-            dest.unwrap_or("stdout")
-        );
-    }
-    r.is_ok()
-}
-
-fn json_path(v: String) -> crate::args::Result<Option<String>> {
-    if v.is_empty() {
-        return err("--json: empty path");
-    }
-    Ok(Some(v))
-}
-
-fn ms_opt(opt: &str, v: &str) -> crate::args::Result<Duration> {
-    let n = parse_u64(opt, v)?;
-    if n == 0 {
-        return err(format!("{opt}: must be > 0"));
-    }
-    Ok(Duration::from_millis(n))
-}
-
 // ---- udp-echo ------------------------------------------------------------------------------
 
 pub struct EchoOpts {
@@ -417,38 +378,26 @@ pub struct EchoOpts {
     pub count: Option<u64>,
     pub timeout: Duration,
     pub reply: bool,
-    pub json: Option<String>,
+    pub json: JsonDest,
 }
 
-pub fn echo_opts(a: &[String]) -> crate::args::Result<EchoOpts> {
-    let items = parse_opts(a, |n| match n {
-        "listen" | "count" | "timeout-ms" | "json" => Some(true),
-        "no-reply" => Some(false),
-        _ => None,
-    })?;
+pub fn echo_opts(mut a: Options) -> crate::args::Result<EchoOpts> {
+    let mut listen = None;
     let mut o = EchoOpts {
-        listen: "0.0.0.0:0".parse().expect("literal"),
+        listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         count: None,
         timeout: Duration::from_millis(10_000),
         reply: true,
-        json: None,
+        json: JsonDest::Stdout,
     };
-    let mut listen = None;
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+    while let Some(name) = a.next()? {
         match name.as_str() {
-            "listen" => listen = Some(parse_addr("--listen", &v)?),
-            "count" => {
-                let n = parse_u64("--count", &v)?;
-                if n == 0 {
-                    return err("--count: must be > 0");
-                }
-                o.count = Some(n)
-            }
-            "timeout-ms" => o.timeout = ms_opt("--timeout-ms", &v)?,
+            "listen" => listen = Some(a.addr()?),
+            "count" => o.count = Some(a.positive()?),
+            "timeout-ms" => o.timeout = a.millis()?,
             "no-reply" => o.reply = false,
-            "json" => o.json = json_path(v)?,
-            _ => unreachable!(),
+            "json" => o.json = a.json()?,
+            _ => return Err(a.unknown()),
         }
     }
     let Some(listen) = listen else {
@@ -458,22 +407,59 @@ pub fn echo_opts(a: &[String]) -> crate::args::Result<EchoOpts> {
     Ok(o)
 }
 
-/// Per-run tally of the echo server.
-#[derive(Default)]
+/// How many datagrams of which sizes arrived: the keys the `udp-sink` and
+/// `udp-echo` reports share.
+#[derive(Debug, Default, Serialize)]
+pub struct Received {
+    pub datagrams: u64,
+    pub bytes: u64,
+    pub min_bytes: Option<usize>,
+    pub max_bytes: Option<usize>,
+}
+
+impl Received {
+    pub fn add(&mut self, len: usize) {
+        self.datagrams += 1;
+        self.bytes += len as u64;
+        self.min_bytes = Some(self.min_bytes.map_or(len, |m| m.min(len)));
+        self.max_bytes = Some(self.max_bytes.map_or(len, |m| m.max(len)));
+    }
+
+    /// `count` datagrams arrived, or without a count at least one.
+    pub fn enough(&self, count: Option<u64>) -> bool {
+        match count {
+            Some(c) => self.datagrams >= c,
+            None => self.datagrams > 0,
+        }
+    }
+}
+
+/// Per-run tally of the echo server; the ancillary data seen is counted per
+/// distinct value (hex, or "none").
+#[derive(Default, Serialize)]
 struct EchoStats {
-    datagrams: u64,
-    bytes: u64,
+    #[serde(flatten)]
+    received: Received,
     malformed: u64,
     truncated: u64,
     replies: u64,
     reply_errors: u64,
-    min: Option<usize>,
-    max: Option<usize>,
     tos: BTreeMap<String, u64>,
     ip_options: BTreeMap<String, u64>,
     hopopts: BTreeMap<String, u64>,
     dstopts: BTreeMap<String, u64>,
-    sources: std::collections::BTreeSet<SocketAddr>,
+    #[serde(skip)]
+    sources: BTreeSet<SocketAddr>,
+}
+
+#[derive(Serialize)]
+struct EchoReport<'a> {
+    listen: SocketAddr,
+    #[serde(flatten)]
+    stats: &'a EchoStats,
+    /// How many distinct source addresses.
+    sources: usize,
+    error: Option<String>,
 }
 
 fn enable_recv_opts(fd: &OwnedFd, v4: bool) -> io::Result<()> {
@@ -524,12 +510,17 @@ pub fn udp_echo(o: &EchoOpts) -> i32 {
     let mut ctl = vec![0u8; 4096];
     let mut st = EchoStats::default();
     let mut error = None;
-    while o.count.is_none_or(|c| st.datagrams < c) {
+    while o.count.is_none_or(|c| st.received.datagrams < c) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        let (n, truncated, from, clen) = match recv(&fd, &mut buf, &mut ctl, left.min(SLICE)) {
+        let Arrival {
+            len: n,
+            truncated,
+            from,
+            control_len: clen,
+        } = match recv(&fd, &mut buf, &mut ctl, left.min(SLICE)) {
             Ok(Some(x)) => x,
             Ok(None) => continue,
             Err(e) => {
@@ -537,10 +528,7 @@ pub fn udp_echo(o: &EchoOpts) -> i32 {
                 break;
             }
         };
-        st.datagrams += 1;
-        st.bytes += n as u64;
-        st.min = Some(st.min.map_or(n, |m| m.min(n)));
-        st.max = Some(st.max.map_or(n, |m| m.max(n)));
+        st.received.add(n);
         if truncated {
             st.truncated += 1;
         }
@@ -570,41 +558,18 @@ pub fn udp_echo(o: &EchoOpts) -> i32 {
     }
     eprintln!(
         "udp-echo: {} datagrams ({} bytes) on {local}, {} replies, {} malformed",
-        st.datagrams, st.bytes, st.replies, st.malformed
+        st.received.datagrams, st.received.bytes, st.replies, st.malformed
     );
-    let json = format!(
-        concat!(
-            "{{\"listen\":{},\"datagrams\":{},\"bytes\":{},\"min_bytes\":{},\"max_bytes\":{},",
-            "\"malformed\":{},\"truncated\":{},\"replies\":{},\"reply_errors\":{},\"sources\":{},",
-            "\"tos\":{},\"ip_options\":{},\"hopopts\":{},\"dstopts\":{},\"error\":{}}}\n"
-        ),
-        json_str(&local.to_string()),
-        st.datagrams,
-        st.bytes,
-        opt_json(st.min),
-        opt_json(st.max),
-        st.malformed,
-        st.truncated,
-        st.replies,
-        st.reply_errors,
-        st.sources.len(),
-        counts_json(&st.tos),
-        counts_json(&st.ip_options),
-        counts_json(&st.hopopts),
-        counts_json(&st.dstopts),
-        error
-            .as_deref()
-            .map(json_str)
-            .unwrap_or_else(|| "null".into())
-    );
-    if !write_json(&json, o.json.as_deref(), "udp-echo") {
+    let report = EchoReport {
+        listen: local,
+        stats: &st,
+        sources: st.sources.len(),
+        error,
+    };
+    if !write_report(&report, &o.json, "udp-echo") {
         return 1;
     }
-    let enough = match o.count {
-        Some(c) => st.datagrams >= c,
-        None => st.datagrams > 0,
-    };
-    i32::from(!enough || error.is_some())
+    i32::from(!st.received.enough(o.count) || report.error.is_some())
 }
 
 // ---- udp-rr --------------------------------------------------------------------------------
@@ -623,19 +588,13 @@ pub struct RrOpts {
     pub timeout: Duration,
     pub interval: Duration,
     pub reply: bool,
-    pub json: Option<String>,
+    pub json: JsonDest,
 }
 
-pub fn rr_opts(a: &[String]) -> crate::args::Result<RrOpts> {
-    let items = parse_opts(a, |n| match n {
-        "to" | "sizes" | "requests" | "flows" | "bind" | "src-port" | "tos" | "ip-options"
-        | "hopopts" | "dstopts" | "timeout-ms" | "interval-ms" | "json" => Some(true),
-        "no-reply" => Some(false),
-        _ => None,
-    })?;
+pub fn rr_opts(mut a: Options) -> crate::args::Result<RrOpts> {
     let (mut to, mut sizes) = (None, None);
     let mut o = RrOpts {
-        to: "0.0.0.0:0".parse().expect("literal"),
+        to: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         sizes: vec![],
         requests: 1,
         flows: 1,
@@ -648,31 +607,18 @@ pub fn rr_opts(a: &[String]) -> crate::args::Result<RrOpts> {
         timeout: Duration::from_millis(2000),
         interval: Duration::ZERO,
         reply: true,
-        json: None,
+        json: JsonDest::Stdout,
     };
-    let hex_opt = |opt: &str, v: &str| parse_hex(v).or_else(|e| err(format!("{opt}: {e}")));
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+    while let Some(name) = a.next()? {
         match name.as_str() {
-            "to" => to = Some(parse_addr("--to", &v)?),
-            "sizes" => sizes = Some(parse_sizes(&v)?),
-            "requests" => o.requests = parse_u64("--requests", &v)?,
-            "flows" => {
-                let n = parse_u64("--flows", &v)?;
-                if n == 0 || n > 1024 {
-                    return err("--flows: must be between 1 and 1024");
-                }
-                o.flows = n as u32
-            }
-            "bind" => o.bind = Some(parse_endpoint("--bind", &v)?.ip()),
-            "src-port" => {
-                let n = parse_u64("--src-port", &v)?;
-                if n == 0 || n > 65535 {
-                    return err("--src-port: must be between 1 and 65535");
-                }
-                o.src_port = Some(n as u16)
-            }
+            "to" => to = Some(a.addr()?),
+            "sizes" => sizes = Some(a.sizes()?),
+            "requests" => o.requests = a.positive()?,
+            "flows" => o.flows = a.number_in(1, 1024)? as u32,
+            "bind" => o.bind = Some(a.endpoint()?.ip()),
+            "src-port" => o.src_port = Some(a.number_in(1, 65535)? as u16),
             "tos" => {
+                let v = a.text()?;
                 let mut l = vec![];
                 for p in v.split(',') {
                     let p = p.trim();
@@ -688,19 +634,19 @@ pub fn rr_opts(a: &[String]) -> crate::args::Result<RrOpts> {
                 o.tos = l
             }
             "ip-options" => {
-                let b = hex_opt("--ip-options", &v)?;
+                let b = parse_hex(&a.text()?).or_else(|e| a.invalid(e))?;
                 if b.len() > 40 {
-                    return err("--ip-options: at most 40 bytes");
+                    return a.invalid("at most 40 bytes");
                 }
                 o.ip_options = Some(b)
             }
-            "hopopts" => o.hopopts = Some(ext_header("--hopopts", &v)?),
-            "dstopts" => o.dstopts = Some(ext_header("--dstopts", &v)?),
-            "timeout-ms" => o.timeout = ms_opt("--timeout-ms", &v)?,
-            "interval-ms" => o.interval = Duration::from_millis(parse_u64("--interval-ms", &v)?),
+            "hopopts" => o.hopopts = Some(ext_header("--hopopts", &a.text()?)?),
+            "dstopts" => o.dstopts = Some(ext_header("--dstopts", &a.text()?)?),
+            "timeout-ms" => o.timeout = a.millis()?,
+            "interval-ms" => o.interval = Duration::from_millis(a.number()?),
             "no-reply" => o.reply = false,
-            "json" => o.json = json_path(v)?,
-            _ => unreachable!(),
+            "json" => o.json = a.json()?,
+            _ => return Err(a.unknown()),
         }
     }
     let Some(to) = to else {
@@ -719,9 +665,6 @@ pub fn rr_opts(a: &[String]) -> crate::args::Result<RrOpts> {
         return err(format!(
             "--sizes: {s} is outside {REQ_HEADER}..{MAX_DATAGRAM}"
         ));
-    }
-    if o.requests == 0 {
-        return err("--requests: must be > 0");
     }
     if o.bind.is_some_and(|b| b.is_ipv4() != to.is_ipv4()) {
         return err("--bind: must be of the family of --to");
@@ -751,8 +694,10 @@ fn ext_header(opt: &str, v: &str) -> crate::args::Result<Vec<u8>> {
     Ok(b)
 }
 
-#[derive(Default)]
+/// What happened to the requests of one size.
+#[derive(Default, Serialize)]
 struct SizeTally {
+    #[serde(rename = "payload_bytes")]
     size: u64,
     requests: u64,
     ok: u64,
@@ -761,6 +706,7 @@ struct SizeTally {
     tos_mismatches: u64,
     send_errors: u64,
     late: u64,
+    #[serde(skip)]
     rtts: Vec<f64>,
     first_error: Option<String>,
 }
@@ -769,32 +715,43 @@ impl SizeTally {
     fn note(&mut self, e: String) {
         self.first_error.get_or_insert(e);
     }
-    fn json(&self) -> String {
-        let mut r = self.rtts.clone();
-        r.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-        let p50 = crate::run::percentile(&r, 50.0);
-        let max = r.last().copied();
-        let f = |v: Option<f64>| {
-            v.map(|v| format!("{v:.3}"))
-                .unwrap_or_else(|| "null".into())
-        };
-        format!(
-            concat!(
-                "{{\"payload_bytes\":{},\"requests\":{},\"ok\":{},\"lost\":{},\"mismatches\":{},",
-                "\"tos_mismatches\":{},\"send_errors\":{},\"late\":{},\"p50_ms\":{},\"max_ms\":{},\"first_error\":{}}}"
-            ),
-            self.size,
-            self.requests,
-            self.ok,
-            self.lost,
-            self.mismatches,
-            self.tos_mismatches,
-            self.send_errors,
-            self.late,
-            f(p50),
-            f(max),
-            self.first_error.as_deref().map(json_str).unwrap_or_else(|| "null".into())
-        )
+}
+
+/// One element of the report's `sizes`.
+#[derive(Serialize)]
+struct SizeReport<'a> {
+    #[serde(flatten)]
+    tally: &'a SizeTally,
+    #[serde(flatten)]
+    latency: MedianMax,
+}
+
+#[derive(Serialize)]
+struct RrReport<'a> {
+    to: SocketAddr,
+    flows: u32,
+    local_ports: Vec<u16>,
+    sizes: Vec<SizeReport<'a>>,
+    requests: u64,
+    ok: u64,
+    passed: bool,
+}
+
+fn rr_report<'a>(o: &RrOpts, local_ports: Vec<u16>, tallies: &'a [SizeTally]) -> RrReport<'a> {
+    RrReport {
+        to: o.to,
+        flows: o.flows,
+        local_ports,
+        sizes: tallies
+            .iter()
+            .map(|t| SizeReport {
+                tally: t,
+                latency: MedianMax::of(&t.rtts),
+            })
+            .collect(),
+        requests: tallies.iter().map(|t| t.requests).sum(),
+        ok: tallies.iter().map(|t| t.ok).sum(),
+        passed: tallies.iter().all(|t| t.ok == t.requests),
     }
 }
 
@@ -878,7 +835,7 @@ fn await_reply(
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
-            Ok(Some((n, _, from, _))) => {
+            Ok(Some(Arrival { len: n, from, .. })) => {
                 if from != Some(o.to) {
                     continue;
                 }
@@ -979,32 +936,18 @@ pub fn udp_rr(o: &RrOpts) -> i32 {
         );
         tallies.push(t);
     }
-    let all_ok = tallies.iter().all(|t| t.ok == t.requests);
-    let mut s = format!(
-        "{{\"to\":{},\"flows\":{},\"local_ports\":[",
-        json_str(&o.to.to_string()),
-        o.flows
-    );
-    for (i, p) in ports.iter().enumerate() {
-        let _ = write!(s, "{}{p}", if i > 0 { "," } else { "" });
-    }
-    s.push_str("],\"sizes\":[");
-    for (i, t) in tallies.iter().enumerate() {
-        let _ = write!(s, "{}{}", if i > 0 { "," } else { "" }, t.json());
-    }
-    let (req, ok): (u64, u64) = tallies
-        .iter()
-        .fold((0, 0), |(r, k), t| (r + t.requests, k + t.ok));
-    let _ = writeln!(s, "],\"requests\":{req},\"ok\":{ok},\"passed\":{all_ok}}}");
-    if !write_json(&s, o.json.as_deref(), "udp-rr") {
+    let report = rr_report(o, ports, &tallies);
+    if !write_report(&report, &o.json, "udp-rr") {
         return 1;
     }
-    i32::from(!all_ok)
+    i32::from(!report.passed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::options;
+    use crate::report::{assert_keys, json_line};
 
     #[test]
     fn request_and_reply_round_trip() {
@@ -1036,6 +979,110 @@ mod tests {
             "length byte says 16"
         );
         assert!(ext_header("--hopopts", "0000").is_err());
+    }
+
+    #[test]
+    fn echo_report_keys() {
+        let mut st = EchoStats::default();
+        st.received.add(64);
+        st.replies = 1;
+        st.tos.insert("0x28".into(), 1);
+        st.ip_options.insert("none".into(), 1);
+        let v = json_line(&EchoReport {
+            listen: "[::]:7100".parse().unwrap(),
+            stats: &st,
+            sources: 1,
+            error: None,
+        });
+        assert_keys(
+            &v,
+            &[
+                "listen",
+                "datagrams",
+                "bytes",
+                "min_bytes",
+                "max_bytes",
+                "malformed",
+                "truncated",
+                "replies",
+                "reply_errors",
+                "sources",
+                "tos",
+                "ip_options",
+                "hopopts",
+                "dstopts",
+                "error",
+            ],
+        );
+        assert_eq!(v["listen"], "[::]:7100");
+        assert_eq!((&v["min_bytes"], &v["replies"]), (&64.into(), &1.into()));
+        assert_eq!(v["tos"], serde_json::json!({"0x28": 1}));
+        assert_eq!(v["ip_options"], serde_json::json!({"none": 1}));
+        assert_eq!(v["hopopts"], serde_json::json!({}));
+        assert_eq!(v["error"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn rr_report_keys() {
+        let o = rr_opts(options(&["--to", "10.0.0.1:7", "--sizes", "64,1400"])).unwrap();
+        let answered = SizeTally {
+            size: 64,
+            requests: 3,
+            ok: 3,
+            rtts: vec![0.5, 0.12345, 2.0],
+            ..SizeTally::default()
+        };
+        let lost = SizeTally {
+            size: 1400,
+            requests: 1,
+            lost: 1,
+            first_error: Some("request 3: no reply within 2000 ms".into()),
+            ..SizeTally::default()
+        };
+        let tallies = [answered, lost];
+        let v = json_line(&rr_report(&o, vec![40000], &tallies));
+        assert_keys(
+            &v,
+            &[
+                "to",
+                "flows",
+                "local_ports",
+                "sizes",
+                "requests",
+                "ok",
+                "passed",
+            ],
+        );
+        let size_keys = [
+            "payload_bytes",
+            "requests",
+            "ok",
+            "lost",
+            "mismatches",
+            "tos_mismatches",
+            "send_errors",
+            "late",
+            "p50_ms",
+            "max_ms",
+            "first_error",
+        ];
+        assert_keys(&v["sizes"][0], &size_keys);
+        assert_keys(&v["sizes"][1], &size_keys);
+        assert_eq!(v["to"], "10.0.0.1:7");
+        assert_eq!(v["local_ports"], serde_json::json!([40000]));
+        assert_eq!(
+            (&v["requests"], &v["ok"], &v["passed"]),
+            (&4.into(), &3.into(), &false.into())
+        );
+        assert_eq!(v["sizes"][0]["payload_bytes"], 64);
+        assert_eq!(v["sizes"][0]["p50_ms"].as_f64(), Some(0.5));
+        assert_eq!(v["sizes"][0]["max_ms"].as_f64(), Some(2.0));
+        assert_eq!(v["sizes"][1]["p50_ms"], serde_json::Value::Null);
+        assert_eq!(v["sizes"][1]["max_ms"], serde_json::Value::Null);
+        assert_eq!(
+            v["sizes"][1]["first_error"],
+            "request 3: no reply within 2000 ms"
+        );
     }
 
     fn cmsg(level: i32, ty: i32, data: &[u8]) -> Vec<u8> {
@@ -1088,13 +1135,9 @@ mod tests {
         assert_eq!(parse_cmsgs(&[0u8; 3]), Ancillary::default());
     }
 
-    fn strs(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
     #[test]
     fn rr_option_checks() {
-        let ok = rr_opts(&strs(&[
+        let ok = rr_opts(options(&[
             "--to",
             "10.0.0.1:7",
             "--sizes",
@@ -1144,9 +1187,9 @@ mod tests {
             vec!["--to", "10.0.0.1:7", "--sizes", "64", "--bind", "fd00::1"],
             vec!["--to", "10.0.0.1:7", "--sizes", "64", "--flows", "0"],
         ] {
-            assert!(rr_opts(&strs(&bad)).is_err(), "{bad:?}");
+            assert!(rr_opts(options(&bad)).is_err(), "{bad:?}");
         }
-        assert!(echo_opts(&strs(&["--count", "1"])).is_err());
-        assert!(echo_opts(&strs(&["--listen", "0.0.0.0:9", "--count", "0"])).is_err());
+        assert!(echo_opts(options(&["--count", "1"])).is_err());
+        assert!(echo_opts(options(&["--listen", "0.0.0.0:9", "--count", "0"])).is_err());
     }
 }

@@ -10,16 +10,17 @@ mod craft;
 mod decode;
 mod dgram;
 mod proto;
+mod report;
 mod run;
 mod sctp;
 mod send;
 mod serve;
 mod sock;
 
-use args::{
-    err, parse_addr, parse_deadlines, parse_endpoint, parse_opts, parse_size, parse_sizes,
-    parse_u64, Item, UsageError,
-};
+use args::{err, parse_deadlines, Options, UsageError};
+use report::JsonDest;
+use std::ffi::OsString;
+use std::process::ExitCode;
 use std::time::Duration;
 
 const USAGE: &str = "\
@@ -30,7 +31,7 @@ usage:
                   [--timeout-ms T] [--connect-timeout-ms T] [--seed S] [--bind ADDR]
                   [--json PATH|-]
   gue-traffic capture --iface NAME --port PORT [--count N] [--timeout-ms T]
-                  [--direction any|out|in] [--json PATH|-] [--summary]
+                  [--direction any|out|in] [--json PATH|-] [--pcap PATH] [--summary]
   gue-traffic send --to ADDR[:PORT] [--proto udp|esp|ah|NUM] [--bind ADDR[:PORT]]
                   [--count N] [--size BYTES] [--interval-ms MS] [--spi N] [--json PATH|-]
   gue-traffic icmp-error --to ADDR --quote-src ADDR:PORT --quote-dst ADDR:PORT
@@ -58,6 +59,8 @@ capture: AF_PACKET capture (needs CAP_NET_RAW) of UDP packets to PORT on NAME,
        Defaults: --count 1, --timeout-ms 10000. Stops after N packets or at
        the timeout; exit 0 if at least one packet was captured, 1 if none.
        --summary: count per distinct layout on stderr (\"layout xN: ...\").
+       --pcap: also write those packets, in the same order, to PATH as a
+       pcap file (Ethernet link type) for tcpdump -r or Wireshark.
        \"capturing on NAME\" is printed to stderr once the socket is bound.
 send:  COUNT packets (default 1) SIZE bytes each (default 64; AH 24) to ADDR:
        UDP datagrams to ADDR:PORT from --bind (default any address and port),
@@ -88,75 +91,69 @@ config-stress: K writer threads (default 4) against one namespace's /proc/net/ip
        \"config-stress summary key=value ...\". Exit 0 if no mismatch, 1 otherwise.
 ";
 
-fn main() {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let code = match dispatch(&argv) {
-        Ok(code) => code,
+fn main() -> ExitCode {
+    match dispatch(std::env::args_os().skip(1).collect()) {
+        Ok(status) => ExitCode::from(status),
         Err(UsageError(msg)) => {
-            eprintln!("gue-traffic: {msg}\n\n{USAGE}{}{}", dgram::USAGE, sctp::USAGE);
-            2
+            eprintln!("gue-traffic: {msg}");
+            eprintln!("Try 'gue-traffic --help' for more information.");
+            ExitCode::from(2)
         }
-    };
-    std::process::exit(code);
+    }
 }
 
-fn dispatch(argv: &[String]) -> args::Result<i32> {
-    let Some(cmd) = argv.first() else {
+fn print_usage() {
+    print!("{USAGE}{}{}", dgram::USAGE, sctp::USAGE);
+}
+
+/// Runs the subcommand `argv[0]`; its exit status (0 or 1).
+fn dispatch(argv: Vec<OsString>) -> args::Result<u8> {
+    let mut argv = argv.into_iter();
+    let Some(cmd) = argv.next() else {
         return err("missing subcommand");
     };
-    let rest = &argv[1..];
+    let rest: Vec<OsString> = argv.collect();
+    // Help wins wherever it appears, even next to bad options.
     if rest.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{USAGE}{}{}", dgram::USAGE, sctp::USAGE);
+        print_usage();
         return Ok(0);
     }
-    match cmd.as_str() {
-        "serve" => Ok(serve::serve(&serve_opts(rest)?)),
-        "run" => Ok(run::run(&run_opts(rest)?)),
-        "capture" => Ok(capture::capture(&capture_opts(rest)?)),
-        "send" => Ok(send::send(&send_opts(rest)?)),
-        "icmp-error" => Ok(send::icmp_error(&icmp_error_opts(rest)?)),
-        "udp-sink" => Ok(send::udp_sink(&sink_opts(rest)?)),
-        "config-stress" => Ok(config_stress::config_stress(&config_stress::stress_opts(rest)?)),
-        "udp-echo" => Ok(dgram::udp_echo(&dgram::echo_opts(rest)?)),
-        "udp-rr" => Ok(dgram::udp_rr(&dgram::rr_opts(rest)?)),
-        "sctp-serve" => Ok(sctp::serve(&sctp::serve_opts(rest)?)),
-        "sctp-run" => Ok(sctp::run(&sctp::run_opts(rest)?)),
+    let a = Options::new(rest);
+    let status = match cmd.to_string_lossy().as_ref() {
+        "serve" => serve::serve(&serve_opts(a)?),
+        "run" => run::run(&run_opts(a)?),
+        "capture" => capture::capture(&capture_opts(a)?),
+        "send" => send::send(&send_opts(a)?),
+        "icmp-error" => send::icmp_error(&icmp_error_opts(a)?),
+        "udp-sink" => send::udp_sink(&sink_opts(a)?),
+        "config-stress" => config_stress::config_stress(&config_stress::stress_opts(a)?),
+        "udp-echo" => dgram::udp_echo(&dgram::echo_opts(a)?),
+        "udp-rr" => dgram::udp_rr(&dgram::rr_opts(a)?),
+        "sctp-serve" => sctp::serve(&sctp::serve_opts(a)?),
+        "sctp-run" => sctp::run(&sctp::run_opts(a)?),
         "help" | "--help" | "-h" => {
-            print!("{USAGE}{}{}", dgram::USAGE, sctp::USAGE);
-            Ok(0)
+            print_usage();
+            0
         }
         "--version" | "version" => {
             println!("gue-traffic {}", env!("CARGO_PKG_VERSION"));
-            Ok(0)
+            0
         }
-        other => err(format!("unknown subcommand '{other}'")),
-    }
+        other => return err(format!("unknown subcommand '{other}'")),
+    };
+    Ok(u8::try_from(status).unwrap_or(1))
 }
 
-fn ms(opt: &str, v: &str) -> args::Result<Duration> {
-    let n = parse_u64(opt, v)?;
-    if n == 0 {
-        return err(format!("{opt}: must be > 0"));
-    }
-    Ok(Duration::from_millis(n))
-}
-
-fn serve_opts(a: &[String]) -> args::Result<serve::ServeOpts> {
-    let items = parse_opts(a, |n| match n {
-        "listen" | "idle-timeout-ms" => Some(true),
-        "verbose" => Some(false),
-        _ => None,
-    })?;
+fn serve_opts(mut a: Options) -> args::Result<serve::ServeOpts> {
     let mut listen = None;
     let mut idle_timeout = None;
     let mut verbose = false;
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+    while let Some(name) = a.next()? {
         match name.as_str() {
-            "listen" => listen = Some(parse_addr("--listen", &v)?),
-            "idle-timeout-ms" => idle_timeout = Some(ms("--idle-timeout-ms", &v)?),
+            "listen" => listen = Some(a.addr()?),
+            "idle-timeout-ms" => idle_timeout = Some(a.millis()?),
             "verbose" => verbose = true,
-            _ => unreachable!(),
+            _ => return Err(a.unknown()),
         }
     }
     let Some(listen) = listen else {
@@ -169,12 +166,7 @@ fn serve_opts(a: &[String]) -> args::Result<serve::ServeOpts> {
     })
 }
 
-fn run_opts(a: &[String]) -> args::Result<run::RunOpts> {
-    let items = parse_opts(a, |n| match n {
-        "connect" | "sizes" | "requests" | "connections" | "deadline-ms" | "timeout-ms"
-        | "connect-timeout-ms" | "seed" | "json" | "bind" => Some(true),
-        _ => None,
-    })?;
+fn run_opts(mut a: Options) -> args::Result<run::RunOpts> {
     let mut connect = None;
     let mut bind = None;
     let mut sizes = None;
@@ -184,26 +176,20 @@ fn run_opts(a: &[String]) -> args::Result<run::RunOpts> {
     let mut timeout = Duration::from_millis(10_000);
     let mut connect_timeout = None;
     let mut seed = 1;
-    let mut json = None;
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+    let mut json = JsonDest::Stdout;
+    while let Some(name) = a.next()? {
         match name.as_str() {
-            "connect" => connect = Some(parse_addr("--connect", &v)?),
-            "bind" => bind = Some(parse_endpoint("--bind", &v)?),
-            "sizes" => sizes = Some(parse_sizes(&v)?),
-            "requests" => requests = parse_u64("--requests", &v)?,
-            "connections" => connections = parse_u64("--connections", &v)?,
-            "deadline-ms" => deadline_spec = Some(v),
-            "timeout-ms" => timeout = ms("--timeout-ms", &v)?,
-            "connect-timeout-ms" => connect_timeout = Some(ms("--connect-timeout-ms", &v)?),
-            "seed" => seed = parse_u64("--seed", &v)?,
-            "json" => {
-                if v.is_empty() {
-                    return err("--json: empty path");
-                }
-                json = Some(v)
-            }
-            _ => unreachable!(),
+            "connect" => connect = Some(a.addr()?),
+            "bind" => bind = Some(a.endpoint()?),
+            "sizes" => sizes = Some(a.sizes()?),
+            "requests" => requests = a.positive()?,
+            "connections" => connections = a.number_in(1, 4096)?,
+            "deadline-ms" => deadline_spec = Some(a.text()?),
+            "timeout-ms" => timeout = a.millis()?,
+            "connect-timeout-ms" => connect_timeout = Some(a.millis()?),
+            "seed" => seed = a.number()?,
+            "json" => json = a.json()?,
+            _ => return Err(a.unknown()),
         }
     }
     let Some(connect) = connect else {
@@ -218,12 +204,6 @@ fn run_opts(a: &[String]) -> args::Result<run::RunOpts> {
     let Some(sizes) = sizes else {
         return err("run: --sizes is required");
     };
-    if requests == 0 {
-        return err("--requests: must be > 0");
-    }
-    if connections == 0 || connections > 4096 {
-        return err("--connections: must be between 1 and 4096");
-    }
     let deadlines = match deadline_spec {
         Some(s) => parse_deadlines(&s, &sizes)?,
         None => Default::default(),
@@ -242,53 +222,39 @@ fn run_opts(a: &[String]) -> args::Result<run::RunOpts> {
     })
 }
 
-fn capture_opts(a: &[String]) -> args::Result<capture::CaptureOpts> {
-    let items = parse_opts(a, |n| match n {
-        "iface" | "port" | "count" | "timeout-ms" | "json" | "direction" => Some(true),
-        "summary" => Some(false),
-        _ => None,
-    })?;
+fn capture_opts(mut a: Options) -> args::Result<capture::CaptureOpts> {
     let mut iface = None;
     let mut port = None;
     let mut count = 1;
     let mut timeout = Duration::from_millis(10_000);
-    let mut json = None;
+    let mut json = JsonDest::Stdout;
+    let mut pcap = None;
     let mut summary = false;
     let mut direction = capture::Direction::Any;
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+    while let Some(name) = a.next()? {
         match name.as_str() {
             "iface" => {
+                let v = a.text()?;
                 if v.is_empty() || v.len() >= 16 || v.contains('/') {
-                    return err(format!("--iface: invalid interface name '{v}'"));
+                    return a.invalid(format!("invalid interface name '{v}'"));
                 }
                 iface = Some(v)
             }
-            "port" => {
-                let p = parse_u64("--port", &v)?;
-                if p == 0 || p > 65535 {
-                    return err("--port: must be between 1 and 65535");
-                }
-                port = Some(p as u16)
-            }
-            "count" => count = parse_u64("--count", &v)?,
-            "timeout-ms" => timeout = ms("--timeout-ms", &v)?,
-            "json" => {
-                if v.is_empty() {
-                    return err("--json: empty path");
-                }
-                json = Some(v)
-            }
+            "port" => port = Some(a.number_in(1, 65535)? as u16),
+            "count" => count = a.positive()?,
+            "timeout-ms" => timeout = a.millis()?,
+            "json" => json = a.json()?,
+            "pcap" => pcap = Some(a.path()?),
             "direction" => {
-                direction = match v.as_str() {
+                direction = match a.text()?.as_str() {
                     "any" => capture::Direction::Any,
                     "out" => capture::Direction::Out,
                     "in" => capture::Direction::In,
-                    _ => return err(format!("--direction: expected any, out or in, got '{v}'")),
+                    v => return a.invalid(format!("expected any, out or in, got '{v}'")),
                 }
             }
             "summary" => summary = true,
-            _ => unreachable!(),
+            _ => return Err(a.unknown()),
         }
     }
     let Some(iface) = iface else {
@@ -297,44 +263,24 @@ fn capture_opts(a: &[String]) -> args::Result<capture::CaptureOpts> {
     let Some(port) = port else {
         return err("capture: --port is required");
     };
-    if count == 0 {
-        return err("--count: must be > 0");
-    }
     Ok(capture::CaptureOpts {
         iface,
         port,
         count,
         timeout,
         json,
+        pcap,
         summary,
         direction,
     })
 }
 
-fn json_opt(v: String) -> args::Result<Option<String>> {
-    if v.is_empty() {
-        return err("--json: empty path");
-    }
-    Ok(Some(v))
+/// `--count` of the single-packet senders and the UDP sink.
+fn packet_count(a: &mut Options) -> args::Result<u64> {
+    a.number_in(1, u64::from(u32::MAX))
 }
 
-fn count_opt(v: &str) -> args::Result<u64> {
-    let n = parse_u64("--count", v)?;
-    if n == 0 || n > u64::from(u32::MAX) {
-        return err("--count: must be between 1 and 4294967295");
-    }
-    Ok(n)
-}
-
-fn interval_opt(v: &str) -> args::Result<Duration> {
-    Ok(Duration::from_millis(parse_u64("--interval-ms", v)?))
-}
-
-fn send_opts(a: &[String]) -> args::Result<send::SendOpts> {
-    let items = parse_opts(a, |n| match n {
-        "to" | "proto" | "bind" | "count" | "size" | "interval-ms" | "spi" | "json" => Some(true),
-        _ => None,
-    })?;
+fn send_opts(mut a: Options) -> args::Result<send::SendOpts> {
     let mut to = None;
     let mut proto = send::Proto::Udp;
     let mut bind = None;
@@ -342,36 +288,30 @@ fn send_opts(a: &[String]) -> args::Result<send::SendOpts> {
     let mut size = None;
     let mut interval = Duration::ZERO;
     let mut spi = 0x1000;
-    let mut json = None;
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+    let mut json = JsonDest::Stdout;
+    while let Some(name) = a.next()? {
         match name.as_str() {
-            "to" => to = Some(parse_endpoint("--to", &v)?),
+            "to" => to = Some(a.endpoint()?),
             "proto" => {
+                let v = a.text()?;
                 let Some(p) = send::Proto::parse(&v) else {
-                    return err(format!("--proto: expected udp, esp, ah or 1-254, got '{v}'"));
+                    return a.invalid(format!("expected udp, esp, ah or 1-254, got '{v}'"));
                 };
                 proto = p
             }
-            "bind" => bind = Some(parse_endpoint("--bind", &v)?),
-            "count" => count = count_opt(&v)?,
+            "bind" => bind = Some(a.endpoint()?),
+            "count" => count = packet_count(&mut a)?,
             "size" => {
-                let n = parse_size(&v).or_else(|e| err(format!("--size: {e}")))?;
+                let n = a.size()?;
                 if n > 65507 {
-                    return err("--size: at most 65507 bytes");
+                    return a.invalid("at most 65507 bytes");
                 }
                 size = Some(n as usize)
             }
-            "interval-ms" => interval = interval_opt(&v)?,
-            "spi" => {
-                let n = parse_u64("--spi", &v)?;
-                let Some(n) = u32::try_from(n).ok().filter(|&s| s != 0) else {
-                    return err("--spi: must be between 1 and 4294967295");
-                };
-                spi = n
-            }
-            "json" => json = json_opt(v)?,
-            _ => unreachable!(),
+            "interval-ms" => interval = Duration::from_millis(a.number()?),
+            "spi" => spi = a.number_in(1, u64::from(u32::MAX))? as u32,
+            "json" => json = a.json()?,
+            _ => return Err(a.unknown()),
         }
     }
     let Some(to) = to else {
@@ -395,39 +335,33 @@ fn send_opts(a: &[String]) -> args::Result<send::SendOpts> {
     })
 }
 
-fn icmp_error_opts(a: &[String]) -> args::Result<send::IcmpErrorOpts> {
-    let items = parse_opts(a, |n| match n {
-        "to" | "bind" | "quote-src" | "quote-dst" | "quote-proto" | "quote-len" | "mtu" | "count"
-        | "interval-ms" | "json" => Some(true),
-        _ => None,
-    })?;
+fn icmp_error_opts(mut a: Options) -> args::Result<send::IcmpErrorOpts> {
     let (mut to, mut bind, mut src, mut dst) = (None, None, None, None);
     let mut protocol = craft::IPPROTO_UDP;
     let mut len = None;
     let mut mtu = 1400;
     let mut count = 1;
     let mut interval = Duration::ZERO;
-    let mut json = None;
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+    let mut json = JsonDest::Stdout;
+    while let Some(name) = a.next()? {
         match name.as_str() {
-            "to" => to = Some(parse_endpoint("--to", &v)?.ip()),
-            "bind" => bind = Some(parse_endpoint("--bind", &v)?.ip()),
-            "quote-src" => src = Some(parse_addr("--quote-src", &v)?),
-            "quote-dst" => dst = Some(parse_addr("--quote-dst", &v)?),
+            "to" => to = Some(a.endpoint()?.ip()),
+            "bind" => bind = Some(a.endpoint()?.ip()),
+            "quote-src" => src = Some(a.addr()?),
+            "quote-dst" => dst = Some(a.addr()?),
             "quote-proto" => {
-                protocol = match v.as_str() {
+                protocol = match a.text()?.as_str() {
                     "udp" => craft::IPPROTO_UDP,
                     "tcp" => craft::IPPROTO_TCP,
-                    _ => return err(format!("--quote-proto: expected udp or tcp, got '{v}'")),
+                    v => return a.invalid(format!("expected udp or tcp, got '{v}'")),
                 }
             }
-            "quote-len" => len = Some(parse_u64("--quote-len", &v)?),
-            "mtu" => mtu = parse_u64("--mtu", &v)?,
-            "count" => count = count_opt(&v)?,
-            "interval-ms" => interval = interval_opt(&v)?,
-            "json" => json = json_opt(v)?,
-            _ => unreachable!(),
+            "quote-len" => len = Some(a.number()?),
+            "mtu" => mtu = a.number()?,
+            "count" => count = packet_count(&mut a)?,
+            "interval-ms" => interval = Duration::from_millis(a.number()?),
+            "json" => json = a.json()?,
+            _ => return Err(a.unknown()),
         }
     }
     let (Some(to), Some(src), Some(dst)) = (to, src, dst) else {
@@ -458,27 +392,27 @@ fn icmp_error_opts(a: &[String]) -> args::Result<send::IcmpErrorOpts> {
     })
 }
 
-fn sink_opts(a: &[String]) -> args::Result<send::SinkOpts> {
-    let items = parse_opts(a, |n| match n {
-        "listen" | "count" | "timeout-ms" | "json" => Some(true),
-        _ => None,
-    })?;
+fn sink_opts(mut a: Options) -> args::Result<send::SinkOpts> {
     let mut listen = None;
     let mut count = None;
     let mut timeout = Duration::from_millis(5000);
-    let mut json = None;
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+    let mut json = JsonDest::Stdout;
+    while let Some(name) = a.next()? {
         match name.as_str() {
-            "listen" => listen = Some(parse_addr("--listen", &v)?),
-            "count" => count = Some(count_opt(&v)?),
-            "timeout-ms" => timeout = ms("--timeout-ms", &v)?,
-            "json" => json = json_opt(v)?,
-            _ => unreachable!(),
+            "listen" => listen = Some(a.addr()?),
+            "count" => count = Some(packet_count(&mut a)?),
+            "timeout-ms" => timeout = a.millis()?,
+            "json" => json = a.json()?,
+            _ => return Err(a.unknown()),
         }
     }
     let Some(listen) = listen else {
         return err("udp-sink: --listen is required");
     };
-    Ok(send::SinkOpts { listen, count, timeout, json })
+    Ok(send::SinkOpts {
+        listen,
+        count,
+        timeout,
+        json,
+    })
 }

@@ -2,6 +2,8 @@
 
 use crate::args::{format_size, Deadlines};
 use crate::proto::{parse_reply, payload_digest, request_seed, Payload, CHUNK, MAX_REPLY};
+use crate::report::{rounded, rounded_opt, write_report, JsonDest};
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -18,8 +20,7 @@ pub struct RunOpts {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub seed: u64,
-    /// None or Some("-"): stdout.
-    pub json: Option<String>,
+    pub json: JsonDest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +61,8 @@ struct Outcome {
     msg: Option<String>,
 }
 
-/// Result of one size phase.
-#[derive(Debug, Clone, Default)]
+/// Result of one size phase; an element of the report's `sizes`.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SizeStats {
     pub payload_bytes: u64,
     pub requests: u64,
@@ -73,10 +74,15 @@ pub struct SizeStats {
     pub errors: u64,
     pub over_deadline: u64,
     pub deadline_ms: Option<u64>,
+    #[serde(serialize_with = "rounded_opt")]
     pub p50_ms: Option<f64>,
+    #[serde(serialize_with = "rounded_opt")]
     pub p99_ms: Option<f64>,
+    #[serde(serialize_with = "rounded_opt")]
     pub max_ms: Option<f64>,
+    #[serde(serialize_with = "rounded")]
     pub elapsed_ms: f64,
+    #[serde(serialize_with = "rounded")]
     pub throughput_mbps: f64,
     pub first_error: Option<String>,
 }
@@ -95,6 +101,27 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     let n = sorted.len();
     let rank = ((p / 100.0) * n as f64).ceil() as usize;
     Some(sorted[rank.clamp(1, n) - 1])
+}
+
+/// Median and maximum of request times in ms: the latency keys of the
+/// `udp-rr` and `sctp-run` reports (null without any time).
+#[derive(Debug, Default, PartialEq, Serialize)]
+pub struct MedianMax {
+    #[serde(serialize_with = "rounded_opt")]
+    pub p50_ms: Option<f64>,
+    #[serde(serialize_with = "rounded_opt")]
+    pub max_ms: Option<f64>,
+}
+
+impl MedianMax {
+    pub fn of(times: &[f64]) -> Self {
+        let mut sorted = times.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        MedianMax {
+            p50_ms: percentile(&sorted, 50.0),
+            max_ms: sorted.last().copied(),
+        }
+    }
 }
 
 fn connect(o: &RunOpts) -> Result<TcpStream, Fail> {
@@ -164,7 +191,9 @@ fn request(s: &mut TcpStream, size: u64, seed: u64, buf: &mut [u8]) -> Result<Du
     if len != size || digest != expect {
         return Err(Fail {
             kind: Kind::Mismatch,
-            msg: format!("sent {size} bytes sha256 {expect}, server saw {len} bytes sha256 {digest}"),
+            msg: format!(
+                "sent {size} bytes sha256 {expect}, server saw {len} bytes sha256 {digest}"
+            ),
         });
     }
     Ok(latency)
@@ -328,86 +357,31 @@ pub fn human_line(st: &SizeStats) -> String {
     s
 }
 
-pub(crate) fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
+/// The JSON report of `run`.
+#[derive(Serialize)]
+struct Report<'a> {
+    target: std::net::SocketAddr,
+    seed: u64,
+    timeout_ms: u64,
+    sizes: &'a [SizeStats],
+    total_ok: u64,
+    total_requests: u64,
+    #[serde(serialize_with = "rounded")]
+    elapsed_ms: f64,
+    passed: bool,
+}
+
+fn report<'a>(o: &RunOpts, stats: &'a [SizeStats], elapsed: Duration) -> Report<'a> {
+    Report {
+        target: o.connect,
+        seed: o.seed,
+        timeout_ms: o.timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        sizes: stats,
+        total_ok: stats.iter().map(|s| s.ok).sum(),
+        total_requests: stats.iter().map(|s| s.requests).sum(),
+        elapsed_ms: elapsed.as_secs_f64() * 1e3,
+        passed: stats.iter().all(SizeStats::passed),
     }
-    o.push('"');
-    o
-}
-
-fn json_f(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.3}")
-    } else {
-        "null".into()
-    }
-}
-
-fn json_opt_f(v: Option<f64>) -> String {
-    v.map(json_f).unwrap_or_else(|| "null".into())
-}
-
-pub fn size_json(st: &SizeStats) -> String {
-    format!(
-        concat!(
-            "{{\"payload_bytes\":{},\"requests\":{},\"connections\":{},\"ok\":{},",
-            "\"bytes_ok\":{},\"mismatches\":{},\"timeouts\":{},\"errors\":{},",
-            "\"over_deadline\":{},\"deadline_ms\":{},\"p50_ms\":{},\"p99_ms\":{},",
-            "\"max_ms\":{},\"elapsed_ms\":{},\"throughput_mbps\":{},\"first_error\":{}}}"
-        ),
-        st.payload_bytes,
-        st.requests,
-        st.connections,
-        st.ok,
-        st.bytes_ok,
-        st.mismatches,
-        st.timeouts,
-        st.errors,
-        st.over_deadline,
-        st.deadline_ms
-            .map(|d| d.to_string())
-            .unwrap_or_else(|| "null".into()),
-        json_opt_f(st.p50_ms),
-        json_opt_f(st.p99_ms),
-        json_opt_f(st.max_ms),
-        json_f(st.elapsed_ms),
-        json_f(st.throughput_mbps),
-        st.first_error
-            .as_deref()
-            .map(json_str)
-            .unwrap_or_else(|| "null".into()),
-    )
-}
-
-pub fn report_json(o: &RunOpts, stats: &[SizeStats], elapsed: Duration) -> String {
-    let sizes: Vec<String> = stats.iter().map(size_json).collect();
-    let total_ok: u64 = stats.iter().map(|s| s.ok).sum();
-    let total_requests: u64 = stats.iter().map(|s| s.requests).sum();
-    let passed = stats.iter().all(SizeStats::passed);
-    format!(
-        "{{\"target\":{},\"seed\":{},\"timeout_ms\":{},\"sizes\":[{}],\"total_ok\":{},\"total_requests\":{},\"elapsed_ms\":{},\"passed\":{}}}\n",
-        json_str(&o.connect.to_string()),
-        o.seed,
-        o.timeout.as_millis(),
-        sizes.join(","),
-        total_ok,
-        total_requests,
-        json_f(elapsed.as_secs_f64() * 1e3),
-        passed
-    )
 }
 
 /// Runs all phases; returns the exit status (0 pass, 1 failures).
@@ -419,19 +393,7 @@ pub fn run(o: &RunOpts) -> i32 {
         eprintln!("{}", human_line(&st));
         stats.push(st);
     }
-    let json = report_json(o, &stats, start.elapsed());
-    let written = match o.json.as_deref() {
-        None | Some("-") => {
-            let mut out = io::stdout().lock();
-            out.write_all(json.as_bytes()).and_then(|_| out.flush())
-        }
-        Some(path) => std::fs::write(path, json.as_bytes()),
-    };
-    if let Err(e) = written {
-        eprintln!(
-            "gue-traffic run: cannot write JSON to {}: {e}",
-            o.json.as_deref().unwrap_or("stdout")
-        );
+    if !write_report(&report(o, &stats, start.elapsed()), &o.json, "run") {
         return 1;
     }
     if stats.iter().all(SizeStats::passed) {
@@ -444,6 +406,7 @@ pub fn run(o: &RunOpts) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{assert_keys, json_line};
 
     #[test]
     fn nearest_rank() {
@@ -459,7 +422,106 @@ mod tests {
     }
 
     #[test]
-    fn json_escaping() {
-        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    fn report_keys() {
+        let o = RunOpts {
+            connect: "[fd00::1]:8080".parse().unwrap(),
+            bind: None,
+            sizes: vec![1024, 2048],
+            requests: 2,
+            connections: 1,
+            deadlines: Deadlines::default(),
+            timeout: Duration::from_millis(10_000),
+            connect_timeout: Duration::from_millis(10_000),
+            seed: 7,
+            json: JsonDest::Stdout,
+        };
+        let passed = SizeStats {
+            payload_bytes: 1024,
+            requests: 2,
+            connections: 1,
+            ok: 2,
+            bytes_ok: 2048,
+            deadline_ms: Some(50),
+            p50_ms: Some(0.12345),
+            p99_ms: Some(1.5),
+            max_ms: Some(2.0),
+            elapsed_ms: 3.0004,
+            throughput_mbps: 5.4321,
+            ..Default::default()
+        };
+        let failed = SizeStats {
+            payload_bytes: 2048,
+            requests: 2,
+            connections: 1,
+            timeouts: 2,
+            first_error: Some("request 0: \"x\"\n".into()),
+            throughput_mbps: f64::NAN,
+            ..Default::default()
+        };
+        let stats = [passed, failed];
+        let v = json_line(&report(&o, &stats, Duration::from_millis(7)));
+        assert_keys(
+            &v,
+            &[
+                "elapsed_ms",
+                "passed",
+                "seed",
+                "sizes",
+                "target",
+                "timeout_ms",
+                "total_ok",
+                "total_requests",
+            ],
+        );
+        assert_keys(
+            &v["sizes"][0],
+            &[
+                "bytes_ok",
+                "connections",
+                "deadline_ms",
+                "elapsed_ms",
+                "errors",
+                "first_error",
+                "max_ms",
+                "mismatches",
+                "ok",
+                "over_deadline",
+                "p50_ms",
+                "p99_ms",
+                "payload_bytes",
+                "requests",
+                "throughput_mbps",
+                "timeouts",
+            ],
+        );
+        assert_eq!(v["target"], "[fd00::1]:8080");
+        assert_eq!(
+            (v["seed"].as_u64(), v["timeout_ms"].as_u64()),
+            (Some(7), Some(10_000))
+        );
+        assert_eq!(
+            (v["total_ok"].as_u64(), v["total_requests"].as_u64()),
+            (Some(2), Some(4))
+        );
+        assert_eq!(v["elapsed_ms"].as_f64(), Some(7.0));
+        assert_eq!(v["passed"], false);
+        let (s0, s1) = (&v["sizes"][0], &v["sizes"][1]);
+        assert_eq!(s0["deadline_ms"], 50);
+        assert_eq!(s0["p50_ms"].as_f64(), Some(0.123));
+        assert_eq!(s0["p99_ms"].as_f64(), Some(1.5));
+        assert_eq!(s0["elapsed_ms"].as_f64(), Some(3.0));
+        assert_eq!(s0["throughput_mbps"].as_f64(), Some(5.432));
+        assert_eq!(s0["first_error"], serde_json::Value::Null);
+        assert_eq!(s1["timeouts"], 2);
+        for key in [
+            "deadline_ms",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "throughput_mbps",
+        ] {
+            assert_eq!(s1[key], serde_json::Value::Null, "{key}");
+        }
+        assert_eq!(s1["first_error"], "request 0: \"x\"\n");
     }
 }

@@ -2,11 +2,12 @@
 //! request protocol (8-byte length + body, reply "<len> <sha256hex>\n") over
 //! one-to-one SCTP sockets (SOCK_STREAM, IPPROTO_SCTP), one stream.
 
-use crate::args::{err, parse_addr, parse_endpoint, parse_opts, parse_sizes, parse_u64, Item};
+use crate::args::{err, Options};
 use crate::proto::{hex, parse_reply, payload_digest, request_seed, Payload, MAX_REPLY};
-use crate::run::json_str;
+use crate::report::{write_report, JsonDest};
+use crate::run::MedianMax;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -181,21 +182,6 @@ pub fn connect(from: &SocketAddr, to: &SocketAddr, timeout: Duration) -> io::Res
     Ok(TcpStream::from(fd))
 }
 
-fn json_path(v: String) -> crate::args::Result<Option<String>> {
-    if v.is_empty() {
-        return err("--json: empty path");
-    }
-    Ok(Some(v))
-}
-
-fn ms(opt: &str, v: &str) -> crate::args::Result<Duration> {
-    let n = parse_u64(opt, v)?;
-    if n == 0 {
-        return err(format!("{opt}: must be > 0"));
-    }
-    Ok(Duration::from_millis(n))
-}
-
 // ---- server --------------------------------------------------------------------------------
 
 pub struct ServeOpts {
@@ -203,18 +189,14 @@ pub struct ServeOpts {
     pub idle_timeout: Duration,
 }
 
-pub fn serve_opts(a: &[String]) -> crate::args::Result<ServeOpts> {
-    let items = parse_opts(a, |n| {
-        matches!(n, "listen" | "idle-timeout-ms").then_some(true)
-    })?;
+pub fn serve_opts(mut a: Options) -> crate::args::Result<ServeOpts> {
     let mut listen = None;
     let mut idle_timeout = Duration::from_millis(30_000);
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+    while let Some(name) = a.next()? {
         match name.as_str() {
-            "listen" => listen = Some(parse_addr("--listen", &v)?),
-            "idle-timeout-ms" => idle_timeout = ms("--idle-timeout-ms", &v)?,
-            _ => unreachable!(),
+            "listen" => listen = Some(a.addr()?),
+            "idle-timeout-ms" => idle_timeout = a.millis()?,
+            _ => return Err(a.unknown()),
         }
     }
     let Some(listen) = listen else {
@@ -339,31 +321,23 @@ pub struct RunOpts {
     pub requests: u64,
     pub timeout: Duration,
     pub seed: u64,
-    pub json: Option<String>,
+    pub json: JsonDest,
 }
 
-pub fn run_opts(a: &[String]) -> crate::args::Result<RunOpts> {
-    let items = parse_opts(a, |n| {
-        matches!(
-            n,
-            "connect" | "sizes" | "requests" | "bind" | "timeout-ms" | "seed" | "json"
-        )
-        .then_some(true)
-    })?;
+pub fn run_opts(mut a: Options) -> crate::args::Result<RunOpts> {
     let (mut connect, mut sizes, mut bind) = (None, None, None);
     let (mut requests, mut timeout, mut seed, mut json) =
-        (1, Duration::from_millis(10_000), 1, None);
-    for Item::Opt(name, v) in items {
-        let v = v.unwrap_or_default();
+        (1, Duration::from_millis(10_000), 1, JsonDest::Stdout);
+    while let Some(name) = a.next()? {
         match name.as_str() {
-            "connect" => connect = Some(parse_addr("--connect", &v)?),
-            "sizes" => sizes = Some(parse_sizes(&v)?),
-            "requests" => requests = parse_u64("--requests", &v)?,
-            "bind" => bind = Some(parse_endpoint("--bind", &v)?.ip()),
-            "timeout-ms" => timeout = ms("--timeout-ms", &v)?,
-            "seed" => seed = parse_u64("--seed", &v)?,
-            "json" => json = json_path(v)?,
-            _ => unreachable!(),
+            "connect" => connect = Some(a.addr()?),
+            "sizes" => sizes = Some(a.sizes()?),
+            "requests" => requests = a.positive()?,
+            "bind" => bind = Some(a.endpoint()?.ip()),
+            "timeout-ms" => timeout = a.millis()?,
+            "seed" => seed = a.number()?,
+            "json" => json = a.json()?,
+            _ => return Err(a.unknown()),
         }
     }
     let Some(connect) = connect else {
@@ -375,9 +349,6 @@ pub fn run_opts(a: &[String]) -> crate::args::Result<RunOpts> {
     let Some(sizes) = sizes else {
         return err("sctp-run: --sizes is required");
     };
-    if requests == 0 {
-        return err("--requests: must be > 0");
-    }
     if bind.is_some_and(|b: IpAddr| b.is_ipv4() != connect.is_ipv4()) {
         return err("--bind: must be of the family of --connect");
     }
@@ -390,6 +361,26 @@ pub fn run_opts(a: &[String]) -> crate::args::Result<RunOpts> {
         seed,
         json,
     })
+}
+
+/// One element of the report's `sizes`.
+#[derive(Serialize)]
+struct SizeReport {
+    payload_bytes: u64,
+    requests: u64,
+    ok: u64,
+    mismatches: u64,
+    errors: u64,
+    #[serde(flatten)]
+    latency: MedianMax,
+    first_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    connect: SocketAddr,
+    sizes: Vec<SizeReport>,
+    passed: bool,
 }
 
 /// One request over `s`; Ok(elapsed) if the reply names our length and digest.
@@ -452,12 +443,8 @@ pub fn run(o: &RunOpts) -> i32 {
     );
     let mut buf = vec![0u8; MSG.max(64 * 1024)];
     let mut conn: Option<TcpStream> = None;
-    let mut out = format!(
-        "{{\"connect\":{},\"sizes\":[",
-        json_str(&o.connect.to_string())
-    );
-    let mut all_ok = true;
-    for (si, &size) in o.sizes.iter().enumerate() {
+    let mut sizes = Vec::with_capacity(o.sizes.len());
+    for &size in &o.sizes {
         let (mut ok, mut mism, mut errs) = (0u64, 0u64, 0u64);
         let mut first: Option<String> = None;
         let mut times = Vec::new();
@@ -493,11 +480,6 @@ pub fn run(o: &RunOpts) -> i32 {
                 }
             }
         }
-        times.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-        let f = |v: Option<f64>| {
-            v.map(|v| format!("{v:.3}"))
-                .unwrap_or_else(|| "null".into())
-        };
         eprintln!(
             "sctp-run {}: {size} B x{}: {ok} ok, {mism} mismatched, {errs} errors{}",
             o.connect,
@@ -507,43 +489,37 @@ pub fn run(o: &RunOpts) -> i32 {
                 .map(|e| format!(" (first: {e})"))
                 .unwrap_or_default()
         );
-        let _ = write!(
-            out,
-            "{}{{\"payload_bytes\":{size},\"requests\":{},\"ok\":{ok},\"mismatches\":{mism},\"errors\":{errs},\"p50_ms\":{},\"max_ms\":{},\"first_error\":{}}}",
-            if si > 0 { "," } else { "" },
-            o.requests,
-            f(crate::run::percentile(&times, 50.0)),
-            f(times.last().copied()),
-            first.as_deref().map(json_str).unwrap_or_else(|| "null".into())
-        );
-        all_ok &= ok == o.requests;
+        sizes.push(SizeReport {
+            payload_bytes: size,
+            requests: o.requests,
+            ok,
+            mismatches: mism,
+            errors: errs,
+            latency: MedianMax::of(&times),
+            first_error: first,
+        });
     }
-    let _ = writeln!(out, "],\"passed\":{all_ok}}}");
-    let written = match o.json.as_deref() {
-        None | Some("-") => {
-            let mut so = io::stdout().lock();
-            so.write_all(out.as_bytes()).and_then(|_| so.flush())
-        }
-        Some(p) => std::fs::write(p, out.as_bytes()),
+    let passed = sizes.iter().all(|s| s.ok == s.requests);
+    let report = Report {
+        connect: o.connect,
+        sizes,
+        passed,
     };
-    if let Err(e) = written {
-        eprintln!("gue-traffic sctp-run: cannot write JSON: {e}");
+    if !write_report(&report, &o.json, "sctp-run") {
         return 1;
     }
-    i32::from(!all_ok)
+    i32::from(!passed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strs(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::args::options;
+    use crate::report::{assert_keys, json_line};
 
     #[test]
-    fn options() {
-        let o = run_opts(&strs(&[
+    fn run_and_serve_options() {
+        let o = run_opts(options(&[
             "--connect",
             "[fd10::10]:9",
             "--sizes",
@@ -555,7 +531,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!((o.sizes.clone(), o.requests), (vec![1024, 65536], 3));
-        assert!(run_opts(&strs(&[
+        assert!(run_opts(options(&[
             "--connect",
             "10.0.0.1:9",
             "--sizes",
@@ -564,9 +540,9 @@ mod tests {
             "fd01::1"
         ]))
         .is_err());
-        assert!(run_opts(&strs(&["--connect", "10.0.0.1:0", "--sizes", "1K"])).is_err());
-        assert!(run_opts(&strs(&["--sizes", "1K"])).is_err());
-        assert!(run_opts(&strs(&[
+        assert!(run_opts(options(&["--connect", "10.0.0.1:0", "--sizes", "1K"])).is_err());
+        assert!(run_opts(options(&["--sizes", "1K"])).is_err());
+        assert!(run_opts(options(&[
             "--connect",
             "10.0.0.1:9",
             "--sizes",
@@ -575,8 +551,48 @@ mod tests {
             "0"
         ]))
         .is_err());
-        assert!(serve_opts(&strs(&[])).is_err());
-        assert!(serve_opts(&strs(&["--listen", "10.0.0.1:9", "--idle-timeout-ms", "0"])).is_err());
+        assert!(serve_opts(options(&[])).is_err());
+        assert!(serve_opts(options(&[
+            "--listen",
+            "10.0.0.1:9",
+            "--idle-timeout-ms",
+            "0"
+        ]))
+        .is_err());
+    }
+
+    #[test]
+    fn report_keys() {
+        let v = json_line(&Report {
+            connect: "10.0.0.1:7200".parse().unwrap(),
+            sizes: vec![SizeReport {
+                payload_bytes: 1024,
+                requests: 2,
+                ok: 1,
+                mismatches: 0,
+                errors: 1,
+                latency: MedianMax::of(&[1.25]),
+                first_error: Some("request 1: read reply: timed out".into()),
+            }],
+            passed: false,
+        });
+        assert_keys(&v, &["connect", "sizes", "passed"]);
+        assert_keys(
+            &v["sizes"][0],
+            &[
+                "payload_bytes",
+                "requests",
+                "ok",
+                "mismatches",
+                "errors",
+                "p50_ms",
+                "max_ms",
+                "first_error",
+            ],
+        );
+        assert_eq!(v["connect"], "10.0.0.1:7200");
+        assert_eq!(v["sizes"][0]["p50_ms"].as_f64(), Some(1.25));
+        assert_eq!(v["passed"], false);
     }
 
     /// The request loop against `serve_conn` over a local stream (TCP stands in for SCTP,

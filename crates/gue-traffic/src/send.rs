@@ -3,10 +3,12 @@
 //! `gue-traffic udp-sink` (counts what arrives).
 
 use crate::craft::{self, Quoted};
-use crate::run::json_str;
+use crate::dgram::Received;
+use crate::report::{write_report, JsonDest};
 use crate::sock::RawSocket;
+use serde::Serialize;
 use std::collections::BTreeSet;
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -73,8 +75,7 @@ pub struct SendOpts {
     pub size: usize,
     pub interval: Duration,
     pub spi: u32,
-    /// None or Some("-"): stdout.
-    pub json: Option<String>,
+    pub json: JsonDest,
 }
 
 pub struct IcmpErrorOpts {
@@ -85,7 +86,7 @@ pub struct IcmpErrorOpts {
     pub mtu: u32,
     pub count: u64,
     pub interval: Duration,
-    pub json: Option<String>,
+    pub json: JsonDest,
 }
 
 pub struct SinkOpts {
@@ -93,11 +94,11 @@ pub struct SinkOpts {
     /// Stop after this many datagrams (None: at the timeout).
     pub count: Option<u64>,
     pub timeout: Duration,
-    pub json: Option<String>,
+    pub json: JsonDest,
 }
 
-/// Tally of a sending run.
-#[derive(Default)]
+/// Tally of a sending run: the keys the `send` and `icmp-error` reports share.
+#[derive(Default, Serialize)]
 struct Sent {
     sent: u64,
     bytes: u64,
@@ -120,39 +121,38 @@ impl Sent {
             }
         }
     }
-
-    fn json(&self, head: &str) -> String {
-        format!(
-            "{{{head},\"sent\":{},\"bytes\":{},\"errors\":{},\"first_error\":{}}}\n",
-            self.sent,
-            self.bytes,
-            self.errors,
-            self.first_error
-                .as_deref()
-                .map(json_str)
-                .unwrap_or_else(|| "null".into())
-        )
-    }
 }
 
-fn write_json(json: &str, dest: Option<&str>, who: &str) -> bool {
-    let written = match dest {
-        None | Some("-") => {
-            let mut out = io::stdout().lock();
-            out.write_all(json.as_bytes()).and_then(|_| out.flush())
-        }
-        Some(path) => std::fs::write(path, json.as_bytes()),
-    };
-    match written {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!(
-                "gue-traffic {who}: cannot write JSON to {}: {e}",
-                dest.unwrap_or("stdout")
-            );
-            false
-        }
-    }
+#[derive(Serialize)]
+struct SendReport<'a> {
+    /// ADDR:PORT for UDP, else ADDR.
+    to: String,
+    /// The local address (UDP: and port) sent from, if known.
+    from: Option<String>,
+    proto: String,
+    #[serde(flatten)]
+    tally: &'a Sent,
+}
+
+#[derive(Serialize)]
+struct IcmpErrorReport<'a> {
+    to: IpAddr,
+    kind: &'static str,
+    mtu: u32,
+    quoted_src: SocketAddr,
+    quoted_dst: SocketAddr,
+    #[serde(flatten)]
+    tally: &'a Sent,
+}
+
+#[derive(Serialize)]
+struct SinkReport {
+    listen: SocketAddr,
+    #[serde(flatten)]
+    received: Received,
+    /// How many distinct source addresses.
+    sources: usize,
+    error: Option<String>,
 }
 
 /// Sends `count` packets, calling `one(seq)` for each (1-based), `interval` apart.
@@ -180,7 +180,7 @@ pub fn send(o: &SendOpts) -> i32 {
     } else {
         o.to.ip().to_string()
     };
-    let mut from = String::from("null");
+    let mut from = None;
     match o.proto {
         Proto::Udp => {
             let bind = o.bind.unwrap_or_else(|| unspecified_like(&o.to));
@@ -191,9 +191,7 @@ pub fn send(o: &SendOpts) -> i32 {
                     return 1;
                 }
             };
-            if let Ok(a) = sock.local_addr() {
-                from = json_str(&a.to_string());
-            }
+            from = sock.local_addr().ok().map(|a| a.to_string());
             repeat(o.count, o.interval, |seq| {
                 t.record(
                     sock.send_to(&craft::datagram_payload(seq, o.size), o.to),
@@ -214,7 +212,7 @@ pub fn send(o: &SendOpts) -> i32 {
                     eprintln!("gue-traffic send: {e}");
                     return 1;
                 }
-                from = json_str(&b.ip().to_string());
+                from = Some(b.ip().to_string());
             }
             repeat(o.count, o.interval, |seq| {
                 let body = match proto {
@@ -237,12 +235,13 @@ pub fn send(o: &SendOpts) -> i32 {
             .map(|e| format!(" (first failure: {e})"))
             .unwrap_or_default()
     );
-    let head = format!(
-        "\"to\":{},\"from\":{from},\"proto\":{}",
-        json_str(&target),
-        json_str(&o.proto.name())
-    );
-    if !write_json(&t.json(&head), o.json.as_deref(), "send") {
+    let report = SendReport {
+        to: target,
+        from,
+        proto: o.proto.name(),
+        tally: &t,
+    };
+    if !write_report(&report, &o.json, "send") {
         return 1;
     }
     i32::from(t.sent != o.count)
@@ -298,14 +297,15 @@ pub fn icmp_error(o: &IcmpErrorOpts) -> i32 {
             .map(|e| format!(" (first failure: {e})"))
             .unwrap_or_default()
     );
-    let head = format!(
-        "\"to\":{},\"kind\":\"{kind}\",\"mtu\":{},\"quoted_src\":{},\"quoted_dst\":{}",
-        json_str(&o.to.to_string()),
-        o.mtu,
-        json_str(&o.quoted.src.to_string()),
-        json_str(&o.quoted.dst.to_string())
-    );
-    if !write_json(&t.json(&head), o.json.as_deref(), "icmp-error") {
+    let report = IcmpErrorReport {
+        to: o.to,
+        kind,
+        mtu: o.mtu,
+        quoted_src: o.quoted.src,
+        quoted_dst: o.quoted.dst,
+        tally: &t,
+    };
+    if !write_report(&report, &o.json, "icmp-error") {
         return 1;
     }
     i32::from(t.sent != o.count)
@@ -325,11 +325,10 @@ pub fn udp_sink(o: &SinkOpts) -> i32 {
     eprintln!("listening on {local}");
     let deadline = Instant::now() + o.timeout;
     let mut buf = vec![0u8; 65536];
-    let (mut datagrams, mut bytes) = (0u64, 0u64);
-    let (mut min, mut max) = (None::<usize>, None::<usize>);
+    let mut received = Received::default();
     let mut sources = BTreeSet::new();
     let mut error = None;
-    while o.count.is_none_or(|c| datagrams < c) {
+    while o.count.is_none_or(|c| received.datagrams < c) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -340,10 +339,7 @@ pub fn udp_sink(o: &SinkOpts) -> i32 {
         }
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => {
-                datagrams += 1;
-                bytes += n as u64;
-                min = Some(min.map_or(n, |m| m.min(n)));
-                max = Some(max.map_or(n, |m| m.max(n)));
+                received.add(n);
                 sources.insert(from);
             }
             Err(e)
@@ -357,32 +353,28 @@ pub fn udp_sink(o: &SinkOpts) -> i32 {
             }
         }
     }
-    let opt = |v: Option<usize>| v.map(|v| v.to_string()).unwrap_or_else(|| "null".into());
     eprintln!(
-        "received {datagrams} datagrams ({bytes} bytes) on {local} from {} sources",
+        "received {} datagrams ({} bytes) on {local} from {} sources",
+        received.datagrams,
+        received.bytes,
         sources.len()
     );
-    let json = format!(
-        "{{\"listen\":{},\"datagrams\":{datagrams},\"bytes\":{bytes},\"min_bytes\":{},\"max_bytes\":{},\"sources\":{},\"error\":{}}}\n",
-        json_str(&local.to_string()),
-        opt(min),
-        opt(max),
-        sources.len(),
-        error.as_deref().map(json_str).unwrap_or_else(|| "null".into())
-    );
-    if !write_json(&json, o.json.as_deref(), "udp-sink") {
+    let report = SinkReport {
+        listen: local,
+        received,
+        sources: sources.len(),
+        error,
+    };
+    if !write_report(&report, &o.json, "udp-sink") {
         return 1;
     }
-    let enough = match o.count {
-        Some(c) => datagrams >= c,
-        None => datagrams > 0,
-    };
-    i32::from(!enough || error.is_some())
+    i32::from(!report.received.enough(o.count) || report.error.is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{assert_keys, json_line};
 
     #[test]
     fn protocols() {
@@ -397,5 +389,89 @@ mod tests {
         assert_eq!(Proto::parse("gre"), None);
         assert_eq!(Proto::Other(47).name(), "47");
         assert_eq!(Proto::Ah.default_size(), 24);
+    }
+
+    #[test]
+    fn report_keys() {
+        let mut tally = Sent::default();
+        tally.record(Ok(200), "sendto");
+        tally.record(Err(io::Error::from_raw_os_error(libc::EPERM)), "sendto");
+        let tally_keys = ["sent", "bytes", "errors", "first_error"];
+
+        let v = json_line(&SendReport {
+            to: "10.0.0.1:9".into(),
+            from: None,
+            proto: Proto::Esp.name(),
+            tally: &tally,
+        });
+        assert_keys(&v, &[&["to", "from", "proto"][..], &tally_keys].concat());
+        assert_eq!(v["from"], serde_json::Value::Null);
+        assert_eq!(v["proto"], "esp");
+        assert_eq!(
+            (&v["sent"], &v["bytes"], &v["errors"]),
+            (&1.into(), &200.into(), &1.into())
+        );
+        assert!(v["first_error"].as_str().unwrap().starts_with("sendto: "));
+
+        let v = json_line(&IcmpErrorReport {
+            to: "fd00::1".parse().unwrap(),
+            kind: "packet-too-big",
+            mtu: 1400,
+            quoted_src: "[fd00::1]:7000".parse().unwrap(),
+            quoted_dst: "[fd01::1]:40000".parse().unwrap(),
+            tally: &Sent::default(),
+        });
+        assert_keys(
+            &v,
+            &[
+                &["to", "kind", "mtu", "quoted_src", "quoted_dst"][..],
+                &tally_keys,
+            ]
+            .concat(),
+        );
+        assert_eq!(v["to"], "fd00::1");
+        assert_eq!(v["quoted_src"], "[fd00::1]:7000");
+        assert_eq!(v["mtu"], 1400);
+        assert_eq!(v["first_error"], serde_json::Value::Null);
+
+        let mut received = Received::default();
+        for n in [300, 100, 200] {
+            received.add(n);
+        }
+        let v = json_line(&SinkReport {
+            listen: "0.0.0.0:7000".parse().unwrap(),
+            received,
+            sources: 2,
+            error: Some("recvfrom: x".into()),
+        });
+        assert_keys(
+            &v,
+            &[
+                "listen",
+                "datagrams",
+                "bytes",
+                "min_bytes",
+                "max_bytes",
+                "sources",
+                "error",
+            ],
+        );
+        assert_eq!(v["listen"], "0.0.0.0:7000");
+        assert_eq!((&v["datagrams"], &v["bytes"]), (&3.into(), &600.into()));
+        assert_eq!(
+            (&v["min_bytes"], &v["max_bytes"]),
+            (&100.into(), &300.into())
+        );
+        assert_eq!(v["error"], "recvfrom: x");
+        let v = json_line(&SinkReport {
+            listen: "0.0.0.0:7000".parse().unwrap(),
+            received: Received::default(),
+            sources: 0,
+            error: None,
+        });
+        assert_eq!(
+            (&v["min_bytes"], &v["max_bytes"]),
+            (&serde_json::Value::Null, &serde_json::Value::Null)
+        );
     }
 }

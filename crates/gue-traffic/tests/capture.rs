@@ -37,8 +37,12 @@ fn capture_on_loopback() {
     // The receiver keeps the port open so the kernel sends no ICMP unreachable.
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = rx.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("lo.pcap");
     let mut child = Command::new(BIN)
         .args(["capture", "--iface", "lo", "--port", &port.to_string()])
+        .arg("--pcap")
+        .arg(&pcap)
         .args([
             "--count",
             "2",
@@ -120,6 +124,18 @@ fn capture_on_loopback() {
         "{rest}"
     );
     assert!(rest.contains("captured 2 packets on lo"), "{rest}");
+
+    // The pcap holds the same two frames, as tcpdump would have captured them.
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(&pcap).unwrap()).unwrap();
+    assert_eq!(r.header().datalink, pcap_file::DataLink::ETHERNET);
+    for l in &lines {
+        let p = r.next_packet().expect("a packet per JSON line").unwrap();
+        assert_eq!(p.data.len() as u64, l["frame_len"].as_u64().unwrap());
+        assert_eq!(p.orig_len as usize, p.data.len());
+        assert_eq!(&p.data[12..14], &[0x08, 0x00], "IPv4 ethertype");
+        assert!(p.data.ends_with(&gue_payload()));
+    }
+    assert!(r.next_packet().is_none());
 }
 
 #[test]
