@@ -3,7 +3,7 @@
 #   tests/e2e.sh [--variants dr,c-gue,rust,rust-bug] [--cells SPECS] [--iperf SPECS] [--quick]
 #                [--expect-bug] [--expect-loss] [--timeout SECS] [--kernel BZIMAGE] [--out DIR]
 #   env: IPVS_GUE_KO (rust), IPVS_GUE_BUG_KO (rust-bug), IPVS_GUE_BZIMAGE, and SIZES REQUESTS
-#        DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS passed through to the guest
+#        DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS PCAP_COUNT passed through to the guest
 #        (defaults and their reasoning: tests/guest/e2e.sh).
 # A cell spec is VARIANT:CLIENT_FAMILY:OUTER_FAMILY:CSUM[:RS[:EGRESS_MTU]]; default matrix: dr 4/4
 # and 6/6, c-gue {4,6}x{4,6}x{nocsum,csum,remcsum} plus rs2 (behind the router) and MTU-1500
@@ -85,7 +85,7 @@ detected() { # GROUP WHAT WHY JQ_PREDICATE (on one record)
 }
 initrd=$("$TOP/qemu/build-initramfs" | tail -n1)
 passthru=()
-for k in SIZES REQUESTS DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS; do
+for k in SIZES REQUESTS DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS PCAP_COUNT; do
   [ -z "${!k:-}" ] || passthru+=("$k=${!k}")
 done
 : > "$out/records.jsonl"

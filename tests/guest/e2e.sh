@@ -3,6 +3,9 @@
 #   IPERF   same form: one iperf3 bulk upload per spec
 #   LAYOUTS CLIENT_FAMILY:OUTER_FAMILY:CSUM ...: capture and compare Rust vs C GUE header layouts
 #   UNDER_LOAD=1  end with configuration churn and rmmod while uploads run through the module
+#   PCAP_COUNT=N  after each GUE cell on rs1, N outgoing GUE frames of one more upload (4 x 1 MiB,
+#           outside the cell's accounting) in a pcap, sent on the results channel as the line
+#           "PCAP CELL BASE64" (make demo keeps them for tcpdump and Wireshark)
 #   KO      module to insmod before the topology is built (rust / rust-bug groups)
 #   SIZES REQUESTS DEADLINES CONNECTIONS TIMEOUT_MS EGRESS_MTU IPERF_SECS: traffic shape (below)
 # Records: one JSON line per (cell, payload size) and per iperf3 run on /dev/ttyS1.
@@ -214,6 +217,9 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
   t1=$(cut -d' ' -f1 /proc/uptime)
   diag "$name took $(echo "$t1 $t0" | awk '{printf "%.1f", $1 - $2}') s"
   ipvs_clear
+  if [ "${PCAP_COUNT:-0}" -gt 0 ] && [ "$v" != dr ] && [ "$rs" = rs1 ] && [ -z "$mtu" ]; then
+    cell_pcap "$v" "$cf" "$of" "$cs" "$name"
+  fi
 }
 
 run_iperf() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
@@ -259,11 +265,11 @@ run_iperf() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
 }
 
 # Captures the GUE packets of a 1 MiB upload on the director's egress NIC into OUT (JSON lines).
-capture_upload() { # VARIANT CF OF CSUM OUT
+capture_upload() { # VARIANT CF OF CSUM OUT [COUNT [PCAP]]
   ipvs_clear
   cell_service "$1" "$2" "$3" "$4" rs1 || return 1
-  nsx director gue-traffic capture --iface eth-b --port "$GUE_PORT" --direction out --count 400 \
-    --timeout-ms 30000 --json "$5" 2>/tmp/capture.err &
+  nsx director gue-traffic capture --iface eth-b --port "$GUE_PORT" --direction out --count "${6:-400}" \
+    --timeout-ms 30000 --json "$5" ${7:+--pcap "$7"} 2>/tmp/capture.err &
   cpid=$!
   i=0
   while ! grep -q "capturing on" /tmp/capture.err && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -273,6 +279,17 @@ capture_upload() { # VARIANT CF OF CSUM OUT
   crc=$?
   ipvs_clear
   return $crc
+}
+
+# PCAP_COUNT frames of the cell's GUE traffic to the host, base64 on the results channel.
+cell_pcap() { # VARIANT CF OF CSUM NAME
+  rm -f /tmp/cell.pcap
+  if capture_upload "$1" "$2" "$3" "$4" /tmp/cell-pcap.json "$PCAP_COUNT" /tmp/cell.pcap && [ -s /tmp/cell.pcap ]; then
+    result "PCAP $5 $(base64 /tmp/cell.pcap | tr -d '\n')"
+    diag "$5: $(wc -l < /tmp/cell-pcap.json) GUE frames captured to pcap"
+  else
+    tap_fail "$5: pcap capture"; tail -n 3 /tmp/capture.err | sed 's/^/#   /'
+  fi
 }
 
 # The header layout of our GUE packets must equal the kernel's C IPVS GUE path's for the same
