@@ -95,7 +95,8 @@ pub fn stress_opts(mut a: Options) -> crate::args::Result<StressOpts> {
         match name.as_str() {
             "proc" => o.proc_path = a.path()?,
             "writers" => o.writers = a.number_in(1, 16)? as usize,
-            "writes" => o.writes = a.number()?,
+            // bounded so that the per-mode shares (writes x percent) cannot overflow
+            "writes" => o.writes = a.number_in(1, 1_000_000_000)?,
             "rounds" => o.rounds = a.number_in(1, 100)? as usize,
             "single-pct" => o.single_pct = a.number_in(0, 100)?,
             "strict-pct" => o.strict_pct = a.number_in(0, 100)?,

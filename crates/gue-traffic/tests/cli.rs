@@ -279,6 +279,8 @@ fn usage_errors_exit_2() {
         &["run", "--connect", "127.0.0.1:1", "--sizes", "1K", "--frobnicate"],
         &["serve"],
         &["serve", "--listen", "1.2.3.4"],
+        // writes x percent must not overflow u64 (it did for --writes near u64::MAX)
+        &["config-stress", "--writes", "18446744073709551615", "--single-pct", "100"],
     ];
     for args in bad {
         let out = Command::new(BIN).args(*args).output().unwrap();
