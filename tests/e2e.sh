@@ -116,6 +116,8 @@ for g in "${groups[@]}"; do
   [ -z "$cells" ] || gcells=$(for c in $cells; do case "$g:${c%%:*}" in stock:dr|stock:c-gue|rust:rust|rust-bug:rust-bug) echo "$c" ;; esac; done)
   [ -z "$iperf" ] || giperf=$(for c in $iperf; do case "$g:${c%%:*}" in stock:dr|stock:c-gue|rust:rust|rust-bug:rust-bug) echo "$c" ;; esac; done)
   gdir="$out/$g"; rm -rf "$gdir"
+  # KTAP comes after the last boot (plan first): say on stderr what is running meanwhile.
+  log "[$g] boot: $(wc -w <<< "$gcells") cells, $(wc -w <<< "$giperf") iperf3 runs"
   t0=$(date +%s) rc=0
   "$TOP/qemu/run-vm" "${kernel_args[@]}" --initrd "$initrd" --out "$gdir" --timeout "$tmo" "${files[@]}" \
     "$TOP/tests/guest/e2e.sh" "CELLS=$(echo $gcells)" "IPERF=$(echo $giperf)" "${env[@]}" "${passthru[@]}" || rc=$?
@@ -127,6 +129,7 @@ for g in "${groups[@]}"; do
     '. + {expect_bug: ($bug == 1)} + (if $loss == 1 then {expect_loss: true} else {} end)' \
     >> "$out/records.jsonl" || true
   nrec=$(grep -c '^{"name"' "$gdir/results.txt" || true)
+  log "[$g] done in ${dt}s: guest exit $rc, $nrec records, $(grep -c '^not ok' "$gdir/tap.txt" || true) guest results failed"
   if [ "$g" = rust ] && [ "$expect_loss" = 1 ]; then
     # Silent loss must be caught by the conservation balance in every large-payload record.
     detected "$g" "silent loss" "conservation" '.conserved == false'

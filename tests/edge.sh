@@ -85,6 +85,7 @@ main() {
     [ -z "$label" ] || env+=("LABEL=$label")
     [ -z "$cases" ] || env+=("MTU_CASES=$cases")
     [ -z "${EDGE_TRACE:-}" ] || env+=("EDGE_TRACE=$EDGE_TRACE")
+    log "[$name] boot: cells $list"
     t0=$SECONDS rc=0
     "$TOP/qemu/run-vm" "${kernel_args[@]}" --out "$dir" --timeout "$tmo" "${files[@]}" \
       "$TOP/tests/guest/edge.sh" "${env[@]}" || rc=$?
