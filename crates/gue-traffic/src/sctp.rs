@@ -3,11 +3,11 @@
 //! one-to-one SCTP sockets (SOCK_STREAM, IPPROTO_SCTP), one stream.
 
 use crate::args::{err, Options};
-use crate::proto::{hex, parse_reply, payload_digest, request_seed, Payload, MAX_REPLY};
+use crate::proto::{parse_reply, payload_digest, request_seed, Payload, MAX_REPLY};
 use crate::report::{write_report, JsonDest};
 use crate::run::MedianMax;
+use crate::serve::serve_conn;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -206,62 +206,6 @@ pub fn serve_opts(mut a: Options) -> crate::args::Result<ServeOpts> {
         listen,
         idle_timeout,
     })
-}
-
-/// Serves requests until the peer closes between requests; returns how many.
-pub fn serve_conn<S: Read + Write>(s: &mut S) -> io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut served = 0u64;
-    loop {
-        let mut hdr = [0u8; 8];
-        let mut got = 0;
-        while got < 8 {
-            match s.read(&mut hdr[got..]) {
-                Ok(0) if got == 0 => return Ok(served),
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        format!("request {served}: EOF in header"),
-                    ))
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("request {served}: header: {e}"),
-                    ))
-                }
-            }
-        }
-        let len = u64::from_be_bytes(hdr);
-        let mut h = Sha256::new();
-        let mut left = len;
-        while left > 0 {
-            let want = left.min(buf.len() as u64) as usize;
-            match s.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        format!("request {served}: EOF after {} of {len} bytes", len - left),
-                    ))
-                }
-                Ok(n) => {
-                    h.update(&buf[..n]);
-                    left -= n as u64;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("request {served}: body: {e}"),
-                    ))
-                }
-            }
-        }
-        s.write_all(format!("{len} {}\n", hex(&h.finalize())).as_bytes())?;
-        served += 1;
-    }
 }
 
 pub fn serve(o: &ServeOpts) -> i32 {
