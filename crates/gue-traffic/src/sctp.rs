@@ -92,94 +92,17 @@ pub fn sctp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-fn nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let f = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if f < 0 {
-            return Err(os_err("F_GETFL"));
-        }
-        let f = if on {
-            f | libc::O_NONBLOCK
-        } else {
-            f & !libc::O_NONBLOCK
-        };
-        if libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, f) < 0 {
-            return Err(os_err("F_SETFL"));
-        }
-    }
-    Ok(())
-}
-
 /// Connects an SCTP association from `from` (port 0: any) to `to` within `timeout`.
 pub fn connect(from: &SocketAddr, to: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let fd = sctp_socket(from)?;
-    nonblocking(&fd, true)?;
-    let (ss, len) = crate::sock::sockaddr(to);
-    // SAFETY: ss holds a valid sockaddr of length len.
-    let r = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    if r != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(io::Error::new(e.kind(), format!("connect {to}: {e}")));
-        }
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(
-                    ErrorKind::TimedOut,
-                    format!("connect {to}: timed out"),
-                ));
-            }
-            // SAFETY: one valid pollfd.
-            let n = unsafe {
-                libc::poll(
-                    &mut pfd,
-                    1,
-                    left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int,
-                )
-            };
-            if n > 0 {
-                break;
-            }
-            if n < 0 && io::Error::last_os_error().kind() != ErrorKind::Interrupted {
-                return Err(os_err("poll"));
-            }
-        }
-        let mut soerr: libc::c_int = 0;
-        let mut slen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: soerr valid for writes of slen bytes.
-        let r = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut soerr as *mut libc::c_int).cast(),
-                &mut slen,
-            )
-        };
-        if r != 0 {
-            return Err(os_err("SO_ERROR"));
-        }
-        if soerr != 0 {
-            let e = io::Error::from_raw_os_error(soerr);
-            return Err(io::Error::new(e.kind(), format!("connect {to}: {e}")));
-        }
+    match crate::sock::connect_within(fd, to, timeout) {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(io::Error::new(
+            ErrorKind::TimedOut,
+            format!("connect {to}: timed out"),
+        )),
+        Err(e) => Err(io::Error::new(e.kind(), format!("connect {to}: {e}"))),
     }
-    nonblocking(&fd, false)?;
-    Ok(TcpStream::from(fd))
 }
 
 // ---- server --------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-//! Socket helpers std does not offer: a TCP connect from a chosen local
-//! address (with a timeout) and raw IP sockets.
+//! Socket helpers std does not offer: a connect with a timeout from a chosen
+//! local address (TCP here, SCTP in `sctp`) and raw IP sockets.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `struct sockaddr_in`/`sockaddr_in6` for `addr`, as storage plus length.
 pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -105,6 +105,20 @@ pub fn tcp_connect_from(
     }
     let fd = socket(domain(&to.ip()), libc::SOCK_STREAM, 0)?;
     bind(&fd, from)?;
+    // std's connect_timeout words a timeout so: `run` reports it alike with and without --bind.
+    connect_within(fd, to, timeout)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "connection timed out"))
+}
+
+/// Connects the stream socket `fd` (of the family of `to`, bound or not) to `to`, waiting
+/// at most `timeout`; Ok(None) if the timeout passed first. The errors are the system's as
+/// they are, for the caller to put in context.
+pub fn connect_within(
+    fd: OwnedFd,
+    to: &SocketAddr,
+    timeout: Duration,
+) -> io::Result<Option<TcpStream>> {
+    // Non-blocking so that connect() returns at once and poll() can bound the wait.
     set_nonblocking(&fd, true)?;
     let (ss, len) = sockaddr(to);
     // SAFETY: ss holds a valid sockaddr of length len.
@@ -125,24 +139,28 @@ pub fn tcp_connect_from(
             events: libc::POLLOUT,
             revents: 0,
         };
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        // A deadline, not a fixed poll timeout, so that an interrupted poll does not
+        // start the wait over.
+        let deadline = Instant::now() + timeout;
         loop {
-            // SAFETY: pfd is one valid pollfd.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+            // SAFETY: pfd is one valid pollfd, live for the call.
             let n = unsafe { libc::poll(&mut pfd, 1, ms) };
             if n > 0 {
                 break;
             }
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connection timed out",
-                ));
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
             }
         }
+        // Writable means the attempt ended; SO_ERROR says whether it failed.
         let mut soerr: libc::c_int = 0;
         let mut slen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: soerr is valid for writes of slen bytes.
@@ -163,7 +181,7 @@ pub fn tcp_connect_from(
         }
     }
     set_nonblocking(&fd, false)?;
-    Ok(TcpStream::from(fd))
+    Ok(Some(TcpStream::from(fd)))
 }
 
 /// A raw IP socket of one protocol: the kernel builds the IP header.
