@@ -7,6 +7,7 @@ use crate::proto::{parse_reply, payload_digest, request_seed, Payload, MAX_REPLY
 use crate::report::{write_report, JsonDest};
 use crate::run::MedianMax;
 use crate::serve::serve_conn;
+use crate::sock::{self, os_error, setsockopt_int};
 use serde::Serialize;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -31,64 +32,24 @@ sctp-serve / sctp-run: the serve/run protocol over SCTP (one-to-one
 /// Largest message written at once (well under any socket buffer).
 const MSG: usize = 16 * 1024;
 
-fn os_err(what: &str) -> io::Error {
-    let e = io::Error::last_os_error();
-    let hint = match e.raw_os_error() {
-        Some(libc::EPROTONOSUPPORT) | Some(libc::ESOCKTNOSUPPORT) => " (no SCTP in this kernel)",
-        _ => "",
-    };
-    io::Error::new(e.kind(), format!("{what}: {e}{hint}"))
-}
-
 /// An SCTP one-to-one socket of the family of `addr`, bound to it.
 pub fn sctp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
-    let dom = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    // SAFETY: plain syscall.
-    let raw = unsafe {
-        libc::socket(
-            dom,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_SCTP,
-        )
-    };
-    if raw < 0 {
-        return Err(os_err("SCTP socket"));
+    let domain = sock::domain(&addr.ip());
+    let fd = sock::socket(domain, libc::SOCK_STREAM, libc::IPPROTO_SCTP).map_err(|e| {
+        let hint = match e.raw_os_error() {
+            Some(libc::EPROTONOSUPPORT) | Some(libc::ESOCKTNOSUPPORT) => {
+                " (no SCTP in this kernel)"
+            }
+            _ => "",
+        };
+        io::Error::new(e.kind(), format!("SCTP socket: {e}{hint}"))
+    })?;
+    // Best effort, so that a restarted server can bind its port again at once.
+    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1, "SO_REUSEADDR");
+    if addr.is_ipv6() {
+        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1, "IPV6_V6ONLY")?;
     }
-    // SAFETY: raw is a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let one: libc::c_int = 1;
-    let set = |level, name| {
-        // SAFETY: one is a live c_int.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                level,
-                name,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        }
-    };
-    set(libc::SOL_SOCKET, libc::SO_REUSEADDR);
-    if addr.is_ipv6() && set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) != 0 {
-        return Err(os_err("IPV6_V6ONLY"));
-    }
-    let (ss, len) = crate::sock::sockaddr(addr);
-    // SAFETY: ss holds a valid sockaddr of length len.
-    if unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    } != 0
-    {
-        return Err(os_err(&format!("bind {addr}")));
-    }
+    sock::bind(&fd, addr)?;
     Ok(fd)
 }
 
@@ -141,7 +102,7 @@ pub fn serve(o: &ServeOpts) -> i32 {
     };
     // SAFETY: listen on a bound socket we own.
     if unsafe { libc::listen(fd.as_raw_fd(), 64) } != 0 {
-        eprintln!("gue-traffic sctp-serve: {}", os_err("listen"));
+        eprintln!("gue-traffic sctp-serve: {}", os_error("listen"));
         return 1;
     }
     eprintln!("listening on {}", o.listen);
@@ -156,7 +117,7 @@ pub fn serve(o: &ServeOpts) -> i32 {
             )
         };
         if c < 0 {
-            eprintln!("gue-traffic sctp-serve: {}", os_err("accept"));
+            eprintln!("gue-traffic sctp-serve: {}", os_error("accept"));
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }

@@ -37,24 +37,32 @@ pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) 
     (ss, len as libc::socklen_t)
 }
 
-fn domain(ip: &IpAddr) -> libc::c_int {
+/// The address family of `ip`.
+pub fn domain(ip: &IpAddr) -> libc::c_int {
     match ip {
         IpAddr::V4(_) => libc::AF_INET,
         IpAddr::V6(_) => libc::AF_INET6,
     }
 }
 
-fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall.
+/// The last system error, put in the context `what`.
+pub fn os_error(what: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// A new socket (close-on-exec); the error is the system's as it is.
+pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket() takes integers only and touches no memory of ours.
     let raw = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
     if raw < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: raw is a fresh descriptor we own.
+    // SAFETY: raw is a descriptor socket() just returned (checked >= 0); nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-fn bind(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
+pub fn bind(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
     let (ss, len) = sockaddr(addr);
     // SAFETY: ss holds a valid sockaddr of length len.
     let r = unsafe {
@@ -67,9 +75,38 @@ fn bind(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
     if r == 0 {
         Ok(())
     } else {
-        let e = io::Error::last_os_error();
-        Err(io::Error::new(e.kind(), format!("bind {addr}: {e}")))
+        Err(os_error(&format!("bind {addr}")))
     }
+}
+
+/// Sets the socket option `level`/`name` to the bytes `val`; `what` names it in the error.
+pub fn setsockopt_bytes(
+    fd: &OwnedFd,
+    level: i32,
+    name: i32,
+    val: &[u8],
+    what: &str,
+) -> io::Result<()> {
+    // SAFETY: val is valid for reads of its length.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            val.as_ptr().cast(),
+            val.len() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(os_error(what))
+    }
+}
+
+/// Sets an `int` socket option.
+pub fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, v: i32, what: &str) -> io::Result<()> {
+    setsockopt_bytes(fd, level, name, &v.to_ne_bytes(), what)
 }
 
 fn set_nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
