@@ -12,7 +12,7 @@ use crate::args::{err, Options};
 use crate::proto::{hex, Payload};
 use crate::report::{write_report, JsonDest};
 use crate::run::MedianMax;
-use crate::sock::{self, setsockopt_bytes, setsockopt_int};
+use crate::sock::{self, send_to, setsockopt_bytes, setsockopt_int};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -213,26 +213,6 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
             ))
         }
         _ => None,
-    }
-}
-
-fn send_to(fd: &OwnedFd, buf: &[u8], to: &SocketAddr) -> io::Result<usize> {
-    let (ss, len) = crate::sock::sockaddr(to);
-    // SAFETY: buf valid for reads; ss holds a valid sockaddr of length len.
-    let n = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            buf.as_ptr().cast(),
-            buf.len(),
-            0,
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
     }
 }
 

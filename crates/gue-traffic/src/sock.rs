@@ -1,5 +1,6 @@
-//! Socket helpers std does not offer: a connect with a timeout from a chosen
-//! local address (TCP here, SCTP in `sctp`) and raw IP sockets.
+//! Socket helpers std does not offer: calls on plain descriptors (socket, bind,
+//! setsockopt, sendto) for the UDP and SCTP sockets of `dgram` and `sctp`, a
+//! connect with a timeout from a chosen local address, and raw IP sockets.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -221,6 +222,27 @@ pub fn connect_within(
     Ok(Some(TcpStream::from(fd)))
 }
 
+/// Sends `buf` as one datagram to `to`; the error is the system's as it is.
+pub fn send_to(fd: &OwnedFd, buf: &[u8], to: &SocketAddr) -> io::Result<usize> {
+    let (ss, len) = sockaddr(to);
+    // SAFETY: buf is valid for reads of its length; ss holds a valid sockaddr of length len.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            0,
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// A raw IP socket of one protocol: the kernel builds the IP header.
 pub struct RawSocket {
     fd: OwnedFd,
@@ -251,23 +273,7 @@ impl RawSocket {
     /// Sends one packet (the IP payload) to `to`.
     pub fn send_to(&self, buf: &[u8], to: &IpAddr) -> io::Result<usize> {
         // Raw sockets take port 0 (IPv6 would read a non-zero port as the protocol).
-        let (ss, len) = sockaddr(&SocketAddr::new(*to, 0));
-        // SAFETY: buf is valid for reads; ss holds a valid sockaddr of length len.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                0,
-                (&ss as *const libc::sockaddr_storage).cast(),
-                len,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        send_to(&self.fd, buf, &SocketAddr::new(*to, 0))
     }
 }
 
