@@ -179,9 +179,10 @@ pub fn udp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
 }
 
 fn local_addr(fd: &OwnedFd) -> Option<SocketAddr> {
-    // SAFETY: zeroed storage is valid; getsockname writes at most len bytes.
+    // SAFETY: an all-zero sockaddr_storage is valid.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: ss is valid for writes of len bytes, and getsockname writes at most len.
     let r = unsafe {
         libc::getsockname(
             fd.as_raw_fd(),
