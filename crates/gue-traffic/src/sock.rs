@@ -63,6 +63,7 @@ pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::R
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
+/// Binds `fd` to `addr`; the error names the address.
 pub fn bind(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
     let (ss, len) = sockaddr(addr);
     // SAFETY: ss holds a valid sockaddr of length len.
@@ -142,7 +143,7 @@ pub fn tcp_connect_from(
     }
     let fd = socket(domain(&to.ip()), libc::SOCK_STREAM, 0)?;
     bind(&fd, from)?;
-    // std's connect_timeout words a timeout so: `run` reports it alike with and without --bind.
+    // std's connect_timeout's words, so that `run` reports a timeout alike with and without --bind.
     connect_within(fd, to, timeout)?
         .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "connection timed out"))
 }
