@@ -12,12 +12,13 @@ use crate::args::{err, Options};
 use crate::proto::{hex, Payload};
 use crate::report::{write_report, JsonDest};
 use crate::run::MedianMax;
+use crate::sock::{self, send_to, setsockopt_bytes, setsockopt_int};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 pub const USAGE: &str = "\
@@ -166,69 +167,22 @@ pub fn parse_cmsgs(ctl: &[u8]) -> Ancillary {
 
 // ---- sockets -----------------------------------------------------------------------------
 
-fn os_err(what: &str) -> io::Error {
-    let e = io::Error::last_os_error();
-    io::Error::new(e.kind(), format!("{what}: {e}"))
-}
-
-fn setsockopt_bytes(fd: &OwnedFd, level: i32, name: i32, val: &[u8], what: &str) -> io::Result<()> {
-    // SAFETY: val is valid for reads of its length.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            val.as_ptr().cast(),
-            val.len() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(os_err(what))
-    }
-}
-
-fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, v: i32, what: &str) -> io::Result<()> {
-    setsockopt_bytes(fd, level, name, &v.to_ne_bytes(), what)
-}
-
 /// A UDP socket bound to `addr`.
 pub fn udp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
-    let dom = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    // SAFETY: plain syscall.
-    let raw = unsafe { libc::socket(dom, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(os_err("socket"));
-    }
-    // SAFETY: raw is a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = sock::socket(sock::domain(&addr.ip()), libc::SOCK_DGRAM, 0)
+        .map_err(|e| io::Error::new(e.kind(), format!("socket: {e}")))?;
     if addr.is_ipv6() {
         setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1, "IPV6_V6ONLY")?;
     }
-    let (ss, len) = crate::sock::sockaddr(addr);
-    // SAFETY: ss holds a valid sockaddr of length len.
-    if unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    } != 0
-    {
-        return Err(os_err(&format!("bind {addr}")));
-    }
+    sock::bind(&fd, addr)?;
     Ok(fd)
 }
 
 fn local_addr(fd: &OwnedFd) -> Option<SocketAddr> {
-    // SAFETY: zeroed storage is valid; getsockname writes at most len bytes.
+    // SAFETY: an all-zero sockaddr_storage is valid.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: ss is valid for writes of len bytes, and getsockname writes at most len.
     let r = unsafe {
         libc::getsockname(
             fd.as_raw_fd(),
@@ -260,26 +214,6 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
             ))
         }
         _ => None,
-    }
-}
-
-fn send_to(fd: &OwnedFd, buf: &[u8], to: &SocketAddr) -> io::Result<usize> {
-    let (ss, len) = crate::sock::sockaddr(to);
-    // SAFETY: buf valid for reads; ss holds a valid sockaddr of length len.
-    let n = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            buf.as_ptr().cast(),
-            buf.len(),
-            0,
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
     }
 }
 

@@ -3,11 +3,12 @@
 //! one-to-one SCTP sockets (SOCK_STREAM, IPPROTO_SCTP), one stream.
 
 use crate::args::{err, Options};
-use crate::proto::{hex, parse_reply, payload_digest, request_seed, Payload, MAX_REPLY};
+use crate::proto::{parse_reply, payload_digest, request_seed, Payload, MAX_REPLY};
 use crate::report::{write_report, JsonDest};
 use crate::run::MedianMax;
+use crate::serve::serve_conn;
+use crate::sock::{self, os_error, setsockopt_int};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -31,155 +32,38 @@ sctp-serve / sctp-run: the serve/run protocol over SCTP (one-to-one
 /// Largest message written at once (well under any socket buffer).
 const MSG: usize = 16 * 1024;
 
-fn os_err(what: &str) -> io::Error {
-    let e = io::Error::last_os_error();
-    let hint = match e.raw_os_error() {
-        Some(libc::EPROTONOSUPPORT) | Some(libc::ESOCKTNOSUPPORT) => " (no SCTP in this kernel)",
-        _ => "",
-    };
-    io::Error::new(e.kind(), format!("{what}: {e}{hint}"))
-}
-
 /// An SCTP one-to-one socket of the family of `addr`, bound to it.
 pub fn sctp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
-    let dom = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    // SAFETY: plain syscall.
-    let raw = unsafe {
-        libc::socket(
-            dom,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_SCTP,
-        )
-    };
-    if raw < 0 {
-        return Err(os_err("SCTP socket"));
-    }
-    // SAFETY: raw is a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let one: libc::c_int = 1;
-    let set = |level, name| {
-        // SAFETY: one is a live c_int.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                level,
-                name,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        }
-    };
-    set(libc::SOL_SOCKET, libc::SO_REUSEADDR);
-    if addr.is_ipv6() && set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) != 0 {
-        return Err(os_err("IPV6_V6ONLY"));
-    }
-    let (ss, len) = crate::sock::sockaddr(addr);
-    // SAFETY: ss holds a valid sockaddr of length len.
-    if unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    } != 0
-    {
-        return Err(os_err(&format!("bind {addr}")));
-    }
-    Ok(fd)
-}
-
-fn nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let f = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if f < 0 {
-            return Err(os_err("F_GETFL"));
-        }
-        let f = if on {
-            f | libc::O_NONBLOCK
-        } else {
-            f & !libc::O_NONBLOCK
+    let domain = sock::domain(&addr.ip());
+    let fd = sock::socket(domain, libc::SOCK_STREAM, libc::IPPROTO_SCTP).map_err(|e| {
+        let hint = match e.raw_os_error() {
+            Some(libc::EPROTONOSUPPORT) | Some(libc::ESOCKTNOSUPPORT) => {
+                " (no SCTP in this kernel)"
+            }
+            _ => "",
         };
-        if libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, f) < 0 {
-            return Err(os_err("F_SETFL"));
-        }
+        io::Error::new(e.kind(), format!("SCTP socket: {e}{hint}"))
+    })?;
+    // Best effort, so that a restarted server can bind its port again at once.
+    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1, "SO_REUSEADDR");
+    if addr.is_ipv6() {
+        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1, "IPV6_V6ONLY")?;
     }
-    Ok(())
+    sock::bind(&fd, addr)?;
+    Ok(fd)
 }
 
 /// Connects an SCTP association from `from` (port 0: any) to `to` within `timeout`.
 pub fn connect(from: &SocketAddr, to: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let fd = sctp_socket(from)?;
-    nonblocking(&fd, true)?;
-    let (ss, len) = crate::sock::sockaddr(to);
-    // SAFETY: ss holds a valid sockaddr of length len.
-    let r = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    if r != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(io::Error::new(e.kind(), format!("connect {to}: {e}")));
-        }
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(
-                    ErrorKind::TimedOut,
-                    format!("connect {to}: timed out"),
-                ));
-            }
-            // SAFETY: one valid pollfd.
-            let n = unsafe {
-                libc::poll(
-                    &mut pfd,
-                    1,
-                    left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int,
-                )
-            };
-            if n > 0 {
-                break;
-            }
-            if n < 0 && io::Error::last_os_error().kind() != ErrorKind::Interrupted {
-                return Err(os_err("poll"));
-            }
-        }
-        let mut soerr: libc::c_int = 0;
-        let mut slen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: soerr valid for writes of slen bytes.
-        let r = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut soerr as *mut libc::c_int).cast(),
-                &mut slen,
-            )
-        };
-        if r != 0 {
-            return Err(os_err("SO_ERROR"));
-        }
-        if soerr != 0 {
-            let e = io::Error::from_raw_os_error(soerr);
-            return Err(io::Error::new(e.kind(), format!("connect {to}: {e}")));
-        }
+    match crate::sock::connect_within(fd, to, timeout) {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(io::Error::new(
+            ErrorKind::TimedOut,
+            format!("connect {to}: timed out"),
+        )),
+        Err(e) => Err(io::Error::new(e.kind(), format!("connect {to}: {e}"))),
     }
-    nonblocking(&fd, false)?;
-    Ok(TcpStream::from(fd))
 }
 
 // ---- server --------------------------------------------------------------------------------
@@ -208,62 +92,6 @@ pub fn serve_opts(mut a: Options) -> crate::args::Result<ServeOpts> {
     })
 }
 
-/// Serves requests until the peer closes between requests; returns how many.
-pub fn serve_conn<S: Read + Write>(s: &mut S) -> io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut served = 0u64;
-    loop {
-        let mut hdr = [0u8; 8];
-        let mut got = 0;
-        while got < 8 {
-            match s.read(&mut hdr[got..]) {
-                Ok(0) if got == 0 => return Ok(served),
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        format!("request {served}: EOF in header"),
-                    ))
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("request {served}: header: {e}"),
-                    ))
-                }
-            }
-        }
-        let len = u64::from_be_bytes(hdr);
-        let mut h = Sha256::new();
-        let mut left = len;
-        while left > 0 {
-            let want = left.min(buf.len() as u64) as usize;
-            match s.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        format!("request {served}: EOF after {} of {len} bytes", len - left),
-                    ))
-                }
-                Ok(n) => {
-                    h.update(&buf[..n]);
-                    left -= n as u64;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("request {served}: body: {e}"),
-                    ))
-                }
-            }
-        }
-        s.write_all(format!("{len} {}\n", hex(&h.finalize())).as_bytes())?;
-        served += 1;
-    }
-}
-
 pub fn serve(o: &ServeOpts) -> i32 {
     let fd = match sctp_socket(&o.listen) {
         Ok(f) => f,
@@ -274,7 +102,7 @@ pub fn serve(o: &ServeOpts) -> i32 {
     };
     // SAFETY: listen on a bound socket we own.
     if unsafe { libc::listen(fd.as_raw_fd(), 64) } != 0 {
-        eprintln!("gue-traffic sctp-serve: {}", os_err("listen"));
+        eprintln!("gue-traffic sctp-serve: {}", os_error("listen"));
         return 1;
     }
     eprintln!("listening on {}", o.listen);
@@ -289,7 +117,7 @@ pub fn serve(o: &ServeOpts) -> i32 {
             )
         };
         if c < 0 {
-            eprintln!("gue-traffic sctp-serve: {}", os_err("accept"));
+            eprintln!("gue-traffic sctp-serve: {}", os_error("accept"));
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }

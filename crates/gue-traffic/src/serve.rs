@@ -73,8 +73,9 @@ fn handle(mut s: TcpStream, idle: Option<Duration>, verbose: bool) {
     }
 }
 
-/// Serves requests until the client closes cleanly between requests.
-fn serve_conn(s: &mut TcpStream) -> io::Result<u64> {
+/// Serves requests until the client closes cleanly between requests; returns how many.
+/// Generic over the stream so that `sctp-serve` speaks the same protocol over SCTP.
+pub fn serve_conn<S: Read + Write>(s: &mut S) -> io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut served = 0u64;
     loop {

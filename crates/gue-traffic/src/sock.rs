@@ -1,10 +1,11 @@
-//! Socket helpers std does not offer: a TCP connect from a chosen local
-//! address (with a timeout) and raw IP sockets.
+//! Socket helpers std does not offer: calls on plain descriptors (socket, bind,
+//! setsockopt, sendto) for the UDP and SCTP sockets of `dgram` and `sctp`, a
+//! connect with a timeout from a chosen local address, and raw IP sockets.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `struct sockaddr_in`/`sockaddr_in6` for `addr`, as storage plus length.
 pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -37,24 +38,33 @@ pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) 
     (ss, len as libc::socklen_t)
 }
 
-fn domain(ip: &IpAddr) -> libc::c_int {
+/// The address family of `ip`.
+pub fn domain(ip: &IpAddr) -> libc::c_int {
     match ip {
         IpAddr::V4(_) => libc::AF_INET,
         IpAddr::V6(_) => libc::AF_INET6,
     }
 }
 
-fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall.
+/// The last system error, put in the context `what`.
+pub fn os_error(what: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// A new socket (close-on-exec); the error is the system's as it is.
+pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket() takes integers only and touches no memory of ours.
     let raw = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
     if raw < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: raw is a fresh descriptor we own.
+    // SAFETY: raw is a descriptor socket() just returned (checked >= 0); nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-fn bind(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
+/// Binds `fd` to `addr`; the error names the address.
+pub fn bind(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
     let (ss, len) = sockaddr(addr);
     // SAFETY: ss holds a valid sockaddr of length len.
     let r = unsafe {
@@ -67,26 +77,54 @@ fn bind(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
     if r == 0 {
         Ok(())
     } else {
-        let e = io::Error::last_os_error();
-        Err(io::Error::new(e.kind(), format!("bind {addr}: {e}")))
+        Err(os_error(&format!("bind {addr}")))
     }
 }
 
+/// Sets the socket option `level`/`name` to the bytes `val`; `what` names it in the error.
+pub fn setsockopt_bytes(
+    fd: &OwnedFd,
+    level: i32,
+    name: i32,
+    val: &[u8],
+    what: &str,
+) -> io::Result<()> {
+    // SAFETY: val is valid for reads of its length.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            val.as_ptr().cast(),
+            val.len() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(os_error(what))
+    }
+}
+
+/// Sets an `int` socket option.
+pub fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, v: i32, what: &str) -> io::Result<()> {
+    setsockopt_bytes(fd, level, name, &v.to_ne_bytes(), what)
+}
+
 fn set_nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
-    // SAFETY: plain fcntl calls on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let flags = if on {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
-        if libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) < 0 {
-            return Err(io::Error::last_os_error());
-        }
+    // SAFETY: fcntl(F_GETFL) takes integers only; fd stays open while borrowed.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: fcntl(F_SETFL, int) takes integers only; fd stays open while borrowed.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) } < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -105,6 +143,20 @@ pub fn tcp_connect_from(
     }
     let fd = socket(domain(&to.ip()), libc::SOCK_STREAM, 0)?;
     bind(&fd, from)?;
+    // std's connect_timeout's words, so that `run` reports a timeout alike with and without --bind.
+    connect_within(fd, to, timeout)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "connection timed out"))
+}
+
+/// Connects the stream socket `fd` (of the family of `to`, bound or not) to `to`, waiting
+/// at most `timeout`; Ok(None) if the timeout passed first. The errors are the system's as
+/// they are, for the caller to put in context.
+pub fn connect_within(
+    fd: OwnedFd,
+    to: &SocketAddr,
+    timeout: Duration,
+) -> io::Result<Option<TcpStream>> {
+    // Non-blocking so that connect() returns at once and poll() can bound the wait.
     set_nonblocking(&fd, true)?;
     let (ss, len) = sockaddr(to);
     // SAFETY: ss holds a valid sockaddr of length len.
@@ -125,24 +177,28 @@ pub fn tcp_connect_from(
             events: libc::POLLOUT,
             revents: 0,
         };
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        // A deadline, not a fixed poll timeout, so that an interrupted poll does not
+        // start the wait over.
+        let deadline = Instant::now() + timeout;
         loop {
-            // SAFETY: pfd is one valid pollfd.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+            // SAFETY: pfd is one valid pollfd, live for the call.
             let n = unsafe { libc::poll(&mut pfd, 1, ms) };
             if n > 0 {
                 break;
             }
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connection timed out",
-                ));
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
             }
         }
+        // Writable means the attempt ended; SO_ERROR says whether it failed.
         let mut soerr: libc::c_int = 0;
         let mut slen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: soerr is valid for writes of slen bytes.
@@ -163,7 +219,28 @@ pub fn tcp_connect_from(
         }
     }
     set_nonblocking(&fd, false)?;
-    Ok(TcpStream::from(fd))
+    Ok(Some(TcpStream::from(fd)))
+}
+
+/// Sends `buf` as one datagram to `to`; the error is the system's as it is.
+pub fn send_to(fd: &OwnedFd, buf: &[u8], to: &SocketAddr) -> io::Result<usize> {
+    let (ss, len) = sockaddr(to);
+    // SAFETY: buf is valid for reads of its length; ss holds a valid sockaddr of length len.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            0,
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// A raw IP socket of one protocol: the kernel builds the IP header.
@@ -196,23 +273,7 @@ impl RawSocket {
     /// Sends one packet (the IP payload) to `to`.
     pub fn send_to(&self, buf: &[u8], to: &IpAddr) -> io::Result<usize> {
         // Raw sockets take port 0 (IPv6 would read a non-zero port as the protocol).
-        let (ss, len) = sockaddr(&SocketAddr::new(*to, 0));
-        // SAFETY: buf is valid for reads; ss holds a valid sockaddr of length len.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                0,
-                (&ss as *const libc::sockaddr_storage).cast(),
-                len,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        send_to(&self.fd, buf, &SocketAddr::new(*to, 0))
     }
 }
 
