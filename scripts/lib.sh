@@ -52,7 +52,7 @@ build_module() { # KDIR [FLAGS...]
 # The static guest tools and the initramfs that carries them; prints the initramfs.
 build_guest_tools() {
   "$TOP/scripts/build-tools" >/dev/null || die "the guest tools did not build"
-  "$TOP/qemu/build-initramfs" 2>/dev/null | tail -n1
+  "$TOP/qemu/build-initramfs" | tail -n1 || die "the initramfs did not build"
 }
 # A kernel build running on this host (2 cores): timings are then upper bounds, and scripts that
 # would start a second one take the newest finished build instead.
