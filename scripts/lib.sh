@@ -118,15 +118,17 @@ ktap_relay() { # FILE [PREFIX]
       "# "*) KTAP_LINES+=("$l"); continue ;;
       "not ok "*) ktap_fail "${2:-}${l#not ok * - }"; continue ;;
     esac
-    desc=${l#ok * - } directive=
-    case "$desc" in *" # SKIP"*|*" # XFAIL"*) directive=${desc##* # } desc=${desc% # *} ;; esac
-    case "$directive" in
-      SKIP*) ktap_skip "${2:-}$desc" "${directive#SKIP }" ;;
-      XFAIL*) ktap_xfail "${2:-}$desc" "${directive#XFAIL }" ;;
+    desc=${l#ok * - }
+    # the directive starts at its keyword; its reason may contain " # " itself
+    case "$desc" in
+      *" # SKIP"*) ktap_skip "${2:-}${desc%%" # SKIP"*}" "$(directive_reason "${desc#*" # SKIP"}")" ;;
+      *" # XFAIL"*) ktap_xfail "${2:-}${desc%%" # XFAIL"*}" "$(directive_reason "${desc#*" # XFAIL"}")" ;;
       *) ktap_pass "${2:-}$desc" ;;
     esac
   done < <(grep -E '^(not )?ok [0-9]+ - |^# ' "$1" 2>/dev/null || true)
 }
+# The reason after a directive's keyword (" why" -> "why"; none -> "no reason given").
+directive_reason() { local r=${1# }; echo "${r:-no reason given}"; }
 # The result of one qemu/run-vm call from its exit status.
 ktap_vm_run() { # RC DESC LOG
   local why="guest exit $1"
@@ -142,13 +144,13 @@ ktap_vm_run() { # RC DESC LOG
 ktap_skip_all() { # WHY
   echo "TAP version 13"
   echo "1..0 # SKIP $*"
-  echo "0 passed, 0 failed, 0 skipped"
+  closing_line 0 0 1
   exit "$KSFT_SKIP"
 }
 ktap_finish() {
   echo "TAP version 13"
   echo "1..$KTAP_N"
-  [ "$KTAP_N" -eq 0 ] || printf '%s\n' "${KTAP_LINES[@]}"
+  [ ${#KTAP_LINES[@]} -eq 0 ] || printf '%s\n' "${KTAP_LINES[@]}"
   echo "# Totals: pass:$KTAP_PASS fail:$KTAP_FAIL xfail:$KTAP_XFAIL xpass:0 skip:$KTAP_SKIP error:0"
   closing_line "$((KTAP_PASS + KTAP_XFAIL))" "$KTAP_FAIL" "$KTAP_SKIP"
   if [ "$KTAP_FAIL" -gt 0 ] || [ "$KTAP_N" -eq 0 ]; then return 1; fi
