@@ -112,7 +112,7 @@ ktap_diag_from() { # CMD...
 # with their directives (# SKIP, # XFAIL) and "# " diagnostics; PREFIX goes before each
 # description.
 ktap_relay() { # FILE [PREFIX]
-  local l desc directive
+  local l desc
   while IFS= read -r l; do
     case "$l" in
       "# "*) KTAP_LINES+=("$l"); continue ;;
