@@ -57,6 +57,16 @@ build_guest_tools() {
 # A kernel build running on this host (2 cores): timings are then upper bounds, and scripts that
 # would start a second one take the newest finished build instead.
 kernel_build_running() { pgrep -f 'scripts/build-kernel' >/dev/null 2>&1; }
+# The guest kernel VARIANT's build directory for a test run. Never starts a second kernel build
+# while one runs (2 cores): then the newest finished VARIANT build, or an error if none is.
+kernel_dir() { # VARIANT
+  local done_file
+  kernel_build_running || { build_kernel "$1"; return; }
+  done_file=$(ls -t "$IPVS_GUE_CACHE"/kernel/"$1"-*/.ipvs-gue-done 2>/dev/null | head -n1 || true)
+  [ -n "$done_file" ] || die "a kernel build is running and no $1 kernel is built yet: wait for it to finish"
+  log "a kernel build is running; using the finished $(dirname "$done_file")"
+  dirname "$done_file"
+}
 
 # --- progress ---------------------------------------------------------------------------------------
 # ticker_start CMD...: every 15 s, logs the seconds since the start and CMD's output (say, the

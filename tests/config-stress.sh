@@ -7,8 +7,8 @@
 #     MODULE.ko         module under test (default: $IPVS_GUE_KO, else ./ipvs_gue.ko; with
 #                       --debug: target/module-debug/ipvs_gue.ko)
 #     --kernel BZIMAGE  guest kernel (default: $IPVS_GUE_BZIMAGE, else qemu/run-vm's stock kernel)
-#     --debug           the newest finished debug kernel (~/.cache/ipvs-gue/kernel/debug-*); never
-#                       builds one; its module comes from `scripts/build-module --kernel debug`
+#     --debug           the debug kernel (`scripts/build-kernel debug`; while another kernel build
+#                       runs, the newest finished one); its module: `scripts/build-module --kernel debug`
 #     --writers K       concurrent writers (default 4)
 #     --writes N        writes in all (default 10000; 3000 on a debug kernel, which takes ~4x
 #                       longer per write under TCG)
@@ -48,13 +48,7 @@ main() {
   [ "$tmo" -ge 240 ] || usage_error "--timeout: at least 240"
 
   if [ "$debug" = 1 ]; then
-    local cache done_file
-    cache=${IPVS_GUE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ipvs-gue}
-    if [ -z "$kernel" ]; then
-      done_file=$(ls -t "$cache"/kernel/debug-*/.ipvs-gue-done 2>/dev/null | head -n1 || true)
-      [ -n "$done_file" ] || usage_error "no finished debug kernel in $cache/kernel (scripts/build-kernel debug)"
-      kernel="$(dirname "$done_file")/arch/x86/boot/bzImage"
-    fi
+    [ -n "$kernel" ] || kernel="$(kernel_dir debug)/arch/x86/boot/bzImage"
     [ -n "$ko_arg" ] || ko_arg="$TOP/target/module-debug/ipvs_gue.ko"
   fi
   [ -z "$ko_arg" ] || ko=$ko_arg

@@ -48,24 +48,13 @@ for s in $scenarios; do
   case "$s" in 2|3|4) ;; *) usage_error "unknown scenario '$s' (2 3 4)" ;; esac
 done
 
-# The debug kernel build directory.  Never starts a second kernel build while one runs (2 cores):
-# then it takes the newest finished debug build.
+# The debug kernel build directory: scripts/test passes its image as IPVS_GUE_BZIMAGE.
 debug_kdir() {
-  local cache done_file
   if [ -n "${IPVS_GUE_DEBUG_KDIR:-}" ]; then echo "$IPVS_GUE_DEBUG_KDIR"; return; fi
-  # scripts/test's on_debug_kernel passes the debug image this way (KDIR/arch/x86/boot/bzImage)
   if [ -n "${IPVS_GUE_BZIMAGE:-}" ] && [ -f "${IPVS_GUE_BZIMAGE%/arch/x86/boot/bzImage}/.config" ]; then
     echo "${IPVS_GUE_BZIMAGE%/arch/x86/boot/bzImage}"; return
   fi
-  if kernel_build_running; then
-    cache=${IPVS_GUE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ipvs-gue}
-    done_file=$(ls -t "$cache"/kernel/debug-*/.ipvs-gue-done 2>/dev/null | head -n1 || true)
-    [ -n "$done_file" ] || { log "a kernel build is running and no debug kernel is built yet: wait, or set IPVS_GUE_DEBUG_KDIR"; return 1; }
-    log "a kernel build is running; using the finished $(dirname "$done_file")"
-    dirname "$done_file"
-  else
-    build_kernel debug
-  fi
+  kernel_dir debug
 }
 
 # The canary: a C module that trips each detector once (see tests/guest/debug.sh for what the
