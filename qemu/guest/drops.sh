@@ -83,6 +83,7 @@ _drops_reason_num() {
 # "( reason != A && ... ) || ( location >= START && location < END ) || ...": the benign reasons
 # by number, the receive functions by the address ranges they occupy in this kernel.
 _drops_rx_filter() {
+  local f n r
   f=
   for r in $DROPS_RX_BENIGN; do
     n=$(_drops_reason_num "$r")
@@ -154,15 +155,18 @@ DROPS_SNAP_AWK='
     }
   }'
 _drops_snap() { # FILE
+  local ns
   for ns in $TOPO_NS; do nsenter --net=/run/netns/"$ns" awk -v ns="$ns" "$DROPS_SNAP_AWK"; done > "$1"
 }
 
 # Frames on every topology NIC: unchanged for two reads 0.3 s apart = quiet.
 _drops_activity() {
+  local ns
   for ns in client director router rs1 rs2; do nsenter --net=/run/netns/"$ns" cat /proc/net/dev; done \
     | awk '{sub(":", " "); $0 = $0} $1 ~ /^eth-/ {s += $3 + $11} END {print s + 0}'  # name rx_bytes rx_packets .. tx_bytes tx_packets
 }
 drops_settle() { # waits at most ~6 s
+  local a same i b
   a=$(_drops_activity); same=0; i=0
   while [ "$same" -lt 2 ] && [ "$i" -lt 20 ]; do
     sleep 0.3; b=$(_drops_activity); i=$((i + 1))
@@ -212,6 +216,7 @@ drops_start() { # [RS]
 _drops_overrun() { cat "$1"/per_cpu/cpu*/stats 2>/dev/null | awk '$1 == "overrun:" {s += $2} END {print s + 0}'; }
 
 drops_stop() {
+  local gso missed kfree gerr rxkfree overrun
   drops_settle
   _drops_snap $DROPS_SNAP1
   echo 0 > $DROPS_INST/tracing_on

@@ -4,6 +4,7 @@
 IPVS_PORTS="8080 5201"
 
 ipvs_service_dr() { # FAMILY RS_ADDR
+  local vip p
   vip=$(vip_of "$1")
   for p in $IPVS_PORTS; do
     nsx director ipvsadm -A -t "$(hostport "$vip" "$p")" -s rr || return 1
@@ -12,6 +13,7 @@ ipvs_service_dr() { # FAMILY RS_ADDR
 }
 
 ipvs_service_c_gue() { # FAMILY RS_ADDR CSUM(nocsum|csum|remcsum)
+  local vip p
   vip=$(vip_of "$1")
   case "$3" in nocsum|csum|remcsum) ;; *) echo "ipvs_service_c_gue: bad csum '$3'" >&2; return 1 ;; esac
   for p in $IPVS_PORTS; do
@@ -28,6 +30,7 @@ ipvs_service_c_gue() { # FAMILY RS_ADDR CSUM(nocsum|csum|remcsum)
 # mapped to ipvs-gue-ctl's none|udp|remcsum.  IPVS_GUE_CTL_ADD (a shell command run in the
 # director netns) / IPVS_GUE_CTL_CLEAR override the ctl invocations.
 ipvs_service_rust() { # FAMILY RS_ADDR CSUM OUTER_DST
+  local vip mode p
   vip=$(vip_of "$1")
   case "$3" in nocsum) mode=none ;; csum) mode=udp ;; remcsum) mode=remcsum ;;
     *) echo "ipvs_service_rust: bad csum '$3'" >&2; return 1 ;; esac

@@ -5,6 +5,7 @@ TAP_N=0; TAP_PASS=0; TAP_FAIL=0
 tap_ok()   { TAP_N=$((TAP_N + 1)); TAP_PASS=$((TAP_PASS + 1)); echo "ok $TAP_N - $*"; }
 tap_fail() { TAP_N=$((TAP_N + 1)); TAP_FAIL=$((TAP_FAIL + 1)); echo "not ok $TAP_N - $*"; }
 tap_check() {  # (its own variable name: callers keep using $name after it)
+  local tap_check_name
   tap_check_name=$1; shift
   if "$@"; then tap_ok "$tap_check_name"; else tap_fail "$tap_check_name"; fi
 }

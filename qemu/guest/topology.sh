@@ -12,8 +12,9 @@ GUE_PORT=5501
 TOPO_NS="client director router rs1 rs2"
 
 quiet() { "$@" >/dev/null 2>&1; }
-nsx() { ns=$1; shift; $IP netns exec "$ns" "$@"; }
+nsx() { local ns; ns=$1; shift; $IP netns exec "$ns" "$@"; }
 sysctl_ns() { # NS KEY=VALUE...
+  local ns kv
   ns=$1; shift
   for kv in "$@"; do nsx "$ns" sysctl -q -w "$kv" >/dev/null || echo "# sysctl $kv failed in $ns"; done
 }
@@ -27,6 +28,7 @@ hostport() { case "$1" in *:*) echo "[$1]:$2" ;; *) echo "$1:$2" ;; esac; }
 
 # Move the NIC with MAC into NS as NAME, set MTU, add IPv4/IPv6 addresses (no DAD), bring it up.
 topo_nic() { # MAC NS NAME MTU ADDR4 ADDR6
+  local dev d
   dev=
   for d in /sys/class/net/*; do
     [ "$(cat "$d/address" 2>/dev/null)" = "$1" ] && dev=${d##*/}
@@ -41,6 +43,7 @@ topo_nic() { # MAC NS NAME MTU ADDR4 ADDR6
 }
 
 topo_setup() { # [DIRECTOR_EGRESS_MTU=1600]
+  local egress_mtu ns rs
   egress_mtu=${1:-1600}
   for ns in $TOPO_NS; do
     $IP netns del "$ns" 2>/dev/null || true
@@ -90,6 +93,7 @@ topo_setup() { # [DIRECTOR_EGRESS_MTU=1600]
 
 # Real server: VIP on lo without ARP for it, stock fou GUE decapsulation, traffic sinks.
 topo_real_server() { # NS
+  local rs dev
   rs=$1
   $IP -n "$rs" addr add $VIP4/32 dev lo
   $IP -n "$rs" addr add $VIP6/128 dev lo nodad
@@ -115,6 +119,7 @@ topo_real_server() { # NS
 
 # Wait until every real server listens on :8080 and :5201 (up to ~5 s).
 topo_wait_servers() {
+  local rs i
   for rs in rs1 rs2; do
     i=0
     until nsx "$rs" sh -c 'cat /proc/net/tcp6 /proc/net/tcp' 2>/dev/null | grep -q ':1F90 .* 0A '; do
@@ -130,6 +135,7 @@ ethtool_feature() { # NS DEV FEATURE -> on|off (with [fixed] stripped)
 
 # Preconditions of the bug's path, one TAP line each.
 topo_preconditions() {
+  local gro tnl
   gro=$(ethtool_feature director eth-a generic-receive-offload)
   tap_check "precondition: GRO on at director link-A NIC (got '$gro')" [ "$gro" = on ]
   tnl=$(ethtool_feature director eth-b tx-udp_tnl-segmentation)

@@ -31,6 +31,7 @@ tap_ok()   { TAP_N=$((TAP_N + 1)); TAP_PASS=$((TAP_PASS + 1)); emit "ok $TAP_N -
 tap_fail() { TAP_N=$((TAP_N + 1)); TAP_FAIL=$((TAP_FAIL + 1)); emit "not ok $TAP_N - $*"; }
 diag() { emit "# $*"; }
 diag_file() { # FILE [MAX_LINES]
+  local l
   head -n "${2:-20}" "$1" | while IFS= read -r l; do diag "  $l"; done
 }
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -43,7 +44,7 @@ summary_field() { # FILE KEY
 DM_N=0
 dmesg_take() { dmesg -c > "$1" 2>/dev/null; cat "$1" >> /tmp/dmesg-all.txt; }
 dmesg_check() { # NAME
-  local f=/tmp/cs-dmesg-$DM_N.txt dl
+  local f=/tmp/cs-dmesg-$DM_N.txt dl first
   DM_N=$((DM_N + 1))
   dmesg_take "$f"
   dl=$(awk '/debug_locks:/ {print $2}' /proc/lockdep_stats 2>/dev/null)

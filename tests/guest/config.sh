@@ -18,6 +18,7 @@ cfg_ctl_lists() { nsx cfgtest ipvs-gue-ctl -L -n | grep -qF "$1"; }
 # NAME INPUT EXPECTED_ERRNO_TEXT DMESG_TEXT: the write must fail with that error, log that text,
 # and not change the table.
 cfg_reject() {
+  local before err after
   before=$(cfg_table)
   err=$(cfg_write "$2") && { tap_fail "config: $1 is rejected (write succeeded)"; return; }
   after=$(cfg_table)
@@ -31,6 +32,7 @@ cfg_reject() {
 }
 
 config_checks() {
+  local row err lines i out rc
   $IP netns add cfgtest
   tap_check "config: add IPv4 and IPv6 real servers" \
     cfg_write 'add 10.9.0.1 port 5501\nadd fd09::1 port 6080 csum remcsum outer 10.9.0.9\n'

@@ -58,7 +58,7 @@ bounded() { # SECS CMD...
 # Prints a complaint file as TAP diagnostics: the distinct complaint lines (with counts), then
 # the first report from its first line on; about 40 lines in all.
 report_complaints() { # FILE
-  local first
+  local first l
   grep -E "$PAT" "$1" | sed 's/^\[[ 0-9.]*\] //; s/ffff[0-9a-f]\{12\}/ADDR/g' | sort | uniq -c | sort -rn \
     | head -n 10 | while IFS= read -r l; do diag "   $l"; done
   first=$(grep -nE "$PAT" "$1" | head -n 1 | cut -d: -f1)
@@ -485,7 +485,7 @@ kmemleak_baseline() {
   echo clear > "$KMEMLEAK"
 }
 kmemleak_check() {
-  local t0 nleak
+  local t0 nleak l
   [ -w "$KMEMLEAK" ] || return 0
   t0=$(now)
   sleep 6   # kmemleak ignores objects younger than 5 s

@@ -39,6 +39,7 @@ topo_preconditions
 # Permanent neighbour entries on links A, B and C: no ARP frames while counting (ARP cannot be
 # counted), so every NIC frame counted during a run is test traffic or counted ICMPv6.
 static_neighbours() {
+  local e
   for e in "client eth-a 52:54:00:00:01:02 10.1.0.2 fd01::2" "director eth-a 52:54:00:00:01:01 10.1.0.1 fd01::1" \
            "director eth-b 52:54:00:00:02:02 10.2.0.2 fd02::2" "director eth-b 52:54:00:00:02:03 10.2.0.3 fd02::3" \
            "rs1 eth-b 52:54:00:00:02:01 10.2.0.1 fd02::1" "rs1 eth-b 52:54:00:00:02:03 10.2.0.3 fd02::3" \
@@ -59,6 +60,7 @@ tap_check "permanent neighbour entries on links A, B, C (no ARP/ND while countin
 
 # Configure the director for one cell.  rust / rust-bug: DR service + the module's GUE config.
 cell_service() { # VARIANT CF OF CSUM RS
+  local rsaddr
   rsaddr=$(rs_addr "$5" "$3") || return 1
   case "$1" in
     dr)    [ "$2" = "$3" ] || { echo "# dr needs client family = outer family" >&2; return 1; }
@@ -140,6 +142,7 @@ record_load() { # JQ_RC NAME
 }
 
 run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
+  local v cf of cs rs mtu name cell_pmtu vip t0 size req dl m0_pkts m0_gso m0_pmtu m0_other trc mod_pkts mod_gso mod_pmtu mod_other need_gso is_rust mobj t1
   v=$1; cf=$2; of=$3; cs=$4; rs=${5:-rs1}; mtu=${6:-}
   name="$v-c$cf-o$of-$cs"; [ "$rs" = rs1 ] || name="$name-$rs"
   ipvs_clear
@@ -223,6 +226,7 @@ run_cell() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS [EGRESS_MTU]]
 }
 
 run_iperf() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
+  local v cf of cs rs name is_rust m0_pkts m0_gso m0_pmtu m0_other irc mobj
   v=$1; cf=$2; of=$3; cs=$4; rs=${5:-rs1}
   name="iperf3-$v-c$cf-o$of-$cs"; [ "$rs" = rs1 ] || name="$name-$rs"
   ipvs_clear
@@ -266,6 +270,7 @@ run_iperf() { # VARIANT CLIENT_FAMILY OUTER_FAMILY CSUM [RS]
 
 # Captures the GUE packets of a 1 MiB upload on the director's egress NIC into OUT (JSON lines).
 capture_upload() { # VARIANT CF OF CSUM OUT [COUNT [PCAP]]
+  local cpid i crc
   ipvs_clear
   cell_service "$1" "$2" "$3" "$4" rs1 || return 1
   nsx director gue-traffic capture --iface eth-b --port "$GUE_PORT" --direction out --count "${6:-400}" \
@@ -297,6 +302,7 @@ cell_pcap() { # VARIANT CF OF CSUM NAME
 # the most frequent layout must match, and any layout seen 3+ times by one path must occur in
 # the other. IP ID, UDP source port and absolute lengths legitimately differ and are excluded.
 run_layout() { # CLIENT_FAMILY OUTER_FAMILY CSUM
+  local name verdict
   name="layout-c$1-o$2-$3"
   if ! capture_upload c-gue "$1" "$2" "$3" /tmp/layout-c.json || ! capture_upload rust "$1" "$2" "$3" /tmp/layout-rust.json; then
     tap_fail "$name: capture"; tail -n 3 /tmp/capture.err | sed 's/^/#   /'; return
@@ -321,6 +327,7 @@ run_layout() { # CLIENT_FAMILY OUTER_FAMILY CSUM
 # Table replacements (RCU publish + grace period) while a bulk upload runs through the module:
 # every write must succeed, the upload must complete, and nothing may be dropped on transmit.
 run_config_churn() {
+  local name ipid writes_failed i mode irc mbps drops gerr
   name="rust-c4-o4: 90 configuration writes under load"
   ipvs_clear
   cell_service rust 4 4 nocsum rs1 || { tap_fail "$name: service setup"; return; }
@@ -351,6 +358,7 @@ run_config_churn() {
 # Unloading while packets flow through the hook: rmmod must succeed (the hooks unregister and
 # wait for running calls), the upload continues by plain DR, and dmesg stays clean.
 run_unload_under_load() {
+  local ipid pkts rmrc irc
   ipvs_clear
   cell_service rust 4 4 nocsum rs1 || { tap_fail "rmmod under load: service setup"; return; }
   nsx client iperf3 -c "$VIP4" -p 5201 -t 5 -J > /tmp/unload.json 2>&1 &

@@ -38,6 +38,7 @@ edge_clear() {
 # family, GUE to rs1's address of the outer family; c: tunnel (-i) to rs1's outer-family address.
 SVC_ERR=
 svc() {
+  local _p _proto _cf _of _port _cs _pf _vs _outer _dst _mode
   _p=$1 _proto=$2 _cf=$3 _of=$4 _port=$5 _cs=${6:-nocsum}
   case "$_proto" in tcp) _pf=-t ;; udp) _pf=-u ;; sctp) _pf=--sctp-service ;; *) return 2 ;; esac
   _vs=$(hostport "$(vip_of "$_cf")" "$_port") _outer=$(rs_addr rs1 "$_of")
@@ -84,23 +85,25 @@ edge_trace_init() {
   else diag "no C drop-site filter (c_xmit_frees stays 0)"; fi
 }
 edge_trace_stop() { echo 0 > $EDGE_TX/tracing_on; echo 0 > $EDGE_C/tracing_on; echo 0 > $EDGE_TX/events/enable; echo 0 > $EDGE_C/events/enable; }
-count_events() { _n=$(grep -c " $2:" "$1/trace" 2>/dev/null); echo "${_n:-0}"; }
+count_events() { local _n; _n=$(grep -c " $2:" "$1/trace" 2>/dev/null); echo "${_n:-0}"; }
 gso_hits() { awk '$1 == "ipvs_gue/gso_ret" || $1 == "gso_ret" {print $2; f = 1} END {if (!f) print 0}' $TRACEFS/kprobe_profile; }
 
 # Counters are read through /proc/PID/net of one idle process per namespace (an "ip netns exec"
 # per read costs ~0.1 s under TCG), and the trace instances run for the whole boot and are read by
 # snapshot (toggling triggers and events costs seconds per case under TCG).
 ns_pids_start() {
+  local _ns
   # $IP itself, not the nsx function: a backgrounded function is a subshell in the root namespace.
   for _ns in client director rs1; do
     $IP netns exec "$_ns" sleep 100000 &
     eval "PID_$_ns=\$!"
   done
 }
-ns_pids_stop() { for _ns in client director rs1; do eval "kill \$PID_$_ns" 2>/dev/null; done; }
+ns_pids_stop() { local _ns; for _ns in client director rs1; do eval "kill \$PID_$_ns" 2>/dev/null; done; }
 pnet() { eval "echo /proc/\$PID_$1/net"; }
 # key=value lines: every counter a case compares before/after.
 snap() { # OUT
+  local _d _c _r
   _d=$(pnet director) _c=$(pnet client) _r=$(pnet rs1)
   {
     awk '/^# addr /{for (i = 2; i <= NF; i++) c[$i] = i - 1; next} /^#/ {next}
@@ -177,6 +180,7 @@ brief() {
 # bg_start NS OUT CMD...: runs CMD in NS, stderr to OUT.err, waits for "listening on" or
 # "capturing on" there; BG_PID is its pid.
 bg_start() {
+  local ns out i
   ns=$1 out=$2; shift 2
   rm -f "$out" "$out.err"
   nsx "$ns" "$@" > "$out" 2> "$out.err" &
@@ -202,6 +206,7 @@ capture_wait() { wait "$CAP_PID" 2>/dev/null; touch "$1.json"; }
 UDP_REQUESTS=${UDP_REQUESTS:-10}
 UDP_SIZES=${UDP_SIZES:-64,1400,8000}
 cell_udp() { # FAMILY
+  local fam port name vip nsz n txt okall res_ours res_c p epid rc sizes why
   fam=$1 port=7100 name="udp-c$1-o$1"
   vip=$(vip_of "$fam")
   nsz=$(echo "$UDP_SIZES" | tr ',' '\n' | wc -l); n=$((nsz * UDP_REQUESTS))
@@ -235,6 +240,7 @@ cell_udp() { # FAMILY
 
 # ---- 2. SCTP ---------------------------------------------------------------------------------
 cell_sctp() {
+  local port e fam vip name spid txt okall p rc why
   if [ ! -d /proc/net/sctp ]; then
     t_ok "sctp # SKIP kernel has no SCTP (CONFIG_IP_SCTP off: no /proc/net/sctp)"; return
   fi
@@ -287,6 +293,7 @@ DST=00001e0444535421                               # destination options: 0x1e "
 HBH_RS=3c001e0445444745                            # next header written by the kernel: 60
 DST_RS=11001e0444535421                            #   and 17 (UDP)
 cell_options() { # KIND(rr|ts|ext6)
+  local kind port n fam flag sizes name vip total txt okall wire_ours wire_c rs_ours rs_c p epid rc wire rs want_wire want_rs why
   kind=$1 port=7300 n=${OPT_REQUESTS:-10}
   case "$kind" in
     rr) fam=4 flag="--ip-options $OPT_RR_SEND" sizes=64,1400 ;;
@@ -349,6 +356,7 @@ cell_options() { # KIND(rr|ts|ext6)
 # the port C gives it.
 SPREAD_MIN=30
 cell_spread() { # CF OF
+  local cf of port flows name vip txt okall p epid rc st st_ours st_c why same
   cf=$1 of=$2 port=7500 flows=32 name="wire-spread-c$1-o$2"
   vip=$(vip_of "$cf")
   sysctl_ns client net.ipv6.auto_flowlabels=0
@@ -393,6 +401,7 @@ cell_spread() { # CF OF
 
 # 5b lifetime: one UDP flow (100 datagrams, 3 s) and one TCP upload (1 MiB) each keep one port.
 cell_lifetime() { # FAMILY
+  local fam port name vip txt okall p epid rc trc got st why udp tcp multi nflows
   fam=$1 port=7501 name="wire-lifetime-c$1-o$1"
   vip=$(vip_of "$fam")
   txt= ; okall=0
@@ -439,6 +448,7 @@ cell_lifetime() { # FAMILY
 # TOS/TC, TTL/hop limit, DF, UDP, GUE) plus the IPv6 flow label.
 ECN_TOS="0x00,0x01,0x02,0x03,0x28,0x29,0x2a,0x2b,0xb8,0xb9,0xba,0xbb,0xc0,0xc1,0xc2,0xc3"
 cell_ecn() { # CF OF
+  local cf of port name n vip txt okall p epid rc map map_ours map_c why bad cecn diff
   cf=$1 of=$2 port=7502 name="wire-ecn-c$1-o$2" n=32
   vip=$(vip_of "$cf")
   txt= ; okall=0
@@ -492,6 +502,7 @@ cell_ecn() { # CF OF
 #   less; where only they fall below the floor (1332 over IPv6) ours must do what C does.
 MTU_CASES=${MTU_CASES:-}
 mtu_default_cases() {
+  local m f
   for m in 68 576 1280 1312 1332; do for f in 4:4 6:4 4:6 6:6; do printf '%s:%s ' $m $f; done; done
 }
 egress_set() { # M CF OF -> MODE (link|route)
@@ -513,6 +524,7 @@ client_pmtu() { # FAMILY -> the client's PMTU towards the VIP (route cache), or 
     | awk 'p && $1 != "lock" {print; exit} $1 == "mtu" {p = 1}' | grep . || echo -
 }
 mtu_expect() { # M CF OF [CSUM] -> "deliver LIMIT" | "refuse REASON" | "asC remcsum"
+  local m cf of hdr left floor lim
   m=$1 cf=$2 of=$3
   hdr=32; [ "$of" = 6 ] && hdr=52
   left=$((m - hdr)) floor=68; [ "$of" = 6 ] && floor=1280
@@ -529,6 +541,7 @@ mtu_expect() { # M CF OF [CSUM] -> "deliver LIMIT" | "refuse REASON" | "asC remc
   fi
 }
 mtu_run() { # CF: one 1 KiB request and one 64 KiB upload in parallel; sets RUN_SMALL RUN_BIG RUN_ERR
+  local vp a f
   vp=$(hostport "$(vip_of "$1")" 8080)
   nsx client gue-traffic run --connect "$vp" --sizes 1K --requests 1 --timeout-ms 6000 --connect-timeout-ms 2500 \
     --json /tmp/m-small.json >/dev/null 2>/tmp/m-small.err &
@@ -541,6 +554,7 @@ mtu_run() { # CF: one 1 KiB request and one 64 KiB upload in parallel; sets RUN_
   RUN_ERR=$(jq -r '[.sizes[0].first_error // empty] | first // ""' /tmp/m-small.json /tmp/m-big.json | grep . | head -n1 | cut -c1-80)
 }
 cell_mtu_case() { # M CF OF [CSUM]
+  local m cf of cs name exp why_exp txt okall p mode t0 pm dt ok out icmp ptb sig frags line why want_pm note out_ours out_c icmp_ours icmp_c pm_ours pm_c
   m=$1 cf=$2 of=$3 cs=${4:-nocsum}
   name="mtu$m-c$cf-o$of${4:+-$4}"
   set -- $(mtu_expect "$m" "$cf" "$of" "$cs"); exp=$1 why_exp=$2

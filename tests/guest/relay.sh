@@ -56,12 +56,14 @@ gue_add() { # ADDR [OUTER]
 }
 
 udp_service() { # VIP PORT RS_ADDR [ipvsadm -A options...]
+  local svc dst
   svc=$(hostport "$1" "$2"); dst=$(hostport "$3" "$2"); shift 3
   nsx director ipvsadm -A -u "$svc" -s rr "$@" && nsx director ipvsadm -a -u "$svc" -r "$dst" -g
 }
 
 # Cell setup: clear, UDP DR service, module config for the real server.  On failure: TAP fail.
 setup_udp() { # NAME VIP PORT RS_ADDR OUTER(""=default) [ipvsadm -A options...]
+  local name vip port rsa outer err
   name=$1 vip=$2 port=$3 rsa=$4 outer=$5; shift 5
   relay_clear
   if ! udp_service "$vip" "$port" "$rsa" "$@"; then tap_fail "$name: IPVS service setup"; return 1; fi
@@ -70,6 +72,7 @@ setup_udp() { # NAME VIP PORT RS_ADDR OUTER(""=default) [ipvsadm -A options...]
 
 # UDP sink in NS until COUNT datagrams or TIMEOUT_MS; JSON into OUT.  Waits until bound.
 sink_start() { # NS LISTEN COUNT TIMEOUT_MS OUT
+  local i
   rm -f "$5" "$5.err"
   nsx "$1" gue-traffic udp-sink --listen "$2" --count "$3" --timeout-ms "$4" --json "$5" 2> "$5.err" &
   SINK_PID=$!
@@ -101,6 +104,7 @@ report() { # NAME PASSED(0|1) TEXT JSON-OBJECT
 # ipvsadm -o: IPVS schedules every datagram on its own and never hashes the connection, so a
 # connection-table lookup misses; the module must still encapsulate for the on-link rs1.
 cell_onepacket() { # FAMILY
+  local fam n port name vip rsa p0 got p1 tx ok
   fam=$1 n=20 port=7001 name="onepacket-c$1-rs1"
   vip=$(vip_of "$fam") rsa=$(rs_addr rs1 "$fam")
   setup_udp "$name" "$vip" "$port" "$rsa" "" -o || return
@@ -120,6 +124,7 @@ cell_onepacket() { # FAMILY
 # IPVS looks AH/ESP up as the UDP 500<->500 connection of their client (persistent service):
 # after the IKE datagram, ESP/AH to the VIP follow it to the same real server.
 cell_ipsec() { # FAMILY PROTOS
+  local fam protos n name vip rsa cl p0 ike_got p1 ike_tx ok proto u0 tx u1 arrived
   fam=$1 protos=$2 n=10 name="ipsec-c$1-rs1"
   vip=$(vip_of "$fam") rsa=$(rs_addr rs1 "$fam") cl=$(client_addr "$fam")
   setup_udp "$name" "$vip" 500 "$rsa" "" -p 60 || return
@@ -154,6 +159,7 @@ cell_ipsec() { # FAMILY PROTOS
 # the client to the VIP: ip_vs_in_icmp finds the connection and relays it with packet_xmit.
 ICMP_CPORT=40010
 cell_icmp() { # RS FAMILY
+  local rs fam n port name vip rsa cl cport flow_got key i0 p0 p1 tx i1 arrived kind ok
   rs=$1 fam=$2 n=3 port=7002 name="icmp-c$2-$1"
   vip=$(vip_of "$fam") rsa=$(rs_addr "$rs" "$fam") cl=$(client_addr "$fam")
   ICMP_CPORT=$((ICMP_CPORT + 1)); cport=$ICMP_CPORT
@@ -183,6 +189,7 @@ cell_icmp() { # RS FAMILY
 # nf_defrag_ipv6 hands IPVS the whole ~3 KB datagram; the module must judge the path MTU by the
 # original fragments (as the IPv6 output path and the C path do), not the reassembled length.
 cell_frag6() { # OUTER_FAMILY
+  local of n size port name rsa outer p0 m0 c0 got minb maxb p1 m1 c1 tx pmtu ptb ok
   of=$1 n=5 size=3000 port=7003 name="frag6-c6-o$1-rs1"
   rsa=$(rs_addr rs1 6) outer=$(rs_addr rs1 "$of")
   setup_udp "$name" "$VIP6" $port "$rsa" "$outer" || return
@@ -206,6 +213,7 @@ cell_frag6() { # OUTER_FAMILY
 # packets count as drop_no_route.  A configuration that refuses such an outer address also
 # keeps the module from sending (reported as such).
 cell_localouter() { # FAMILY OUTER LABEL
+  local fam outer n port name vip rsa err p0 r0 p1 r1 tx noroute ok
   fam=$1 outer=$2 n=5 port=7004 name="outer-$3-c$1"
   vip=$(vip_of "$fam") rsa=$(rs_addr rs1 "$fam")
   relay_clear
@@ -279,6 +287,7 @@ wfree_stop() {
 }
 
 cell_localclient() { # FAMILY
+  local fam name vip rsa bind err icmp_in icmp_out i0 o0 r0 wfree_ok p0 m0 trc p1 m1 tx pmtu wfree i1 o1 r1 summary ok half
   fam=$1 name="localclient-c$1-o$1-rs1"
   vip=$(vip_of "$fam") rsa=$(rs_addr rs1 "$fam")
   bind=$([ "$fam" = 6 ] && echo fd01::2 || echo 10.1.0.2)
