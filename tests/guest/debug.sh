@@ -398,7 +398,7 @@ churn_unit() { # N
   cfg_put "$d" "add 10.101.$n.2 port 5501 csum none$o4\nadd fd65:$n::2 port 5501 csum udp$o6\n"
 }
 scenario_netns() {
-  local t0 r=1 u k units pids ok pk line tgone gone n p l rc vip rsa tr tsetup ttraffic
+  local t0 r=1 u k units pids ok pk line tgone gone n p rc vip rsa tr tsetup ttraffic
   t0=$(now); kmsg "scenario 4 begin (namespace churn with traffic)"
   if ! mod_loaded; then tap_check "s4: insmod $(basename "$KO")" module_insert "$KO"; fi
   if churn_base; then tap_ok "s4: shared client and real-server namespaces (created after load)"

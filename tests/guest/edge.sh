@@ -189,7 +189,7 @@ bg_start() {
   until grep -qE 'listening on|capturing on' "$out.err" 2>/dev/null; do
     i=$((i + 1))
     if [ $i -ge 60 ] || ! kill -0 $BG_PID 2>/dev/null; then
-      diag "background $1 $* did not start: $(head -c 300 "$out.err")"; return 1
+      diag "background $* in $ns did not start: $(head -c 300 "$out.err")"; return 1
     fi
     sleep 0.1
   done
@@ -206,11 +206,11 @@ capture_wait() { wait "$CAP_PID" 2>/dev/null; touch "$1.json"; }
 UDP_REQUESTS=${UDP_REQUESTS:-10}
 UDP_SIZES=${UDP_SIZES:-64,1400,8000}
 cell_udp() { # FAMILY
-  local fam port name vip nsz n txt okall res_ours res_c p epid rc sizes why
+  local fam port name vip nsz n txt okall p epid rc sizes why
   fam=$1 port=7100 name="udp-c$1-o$1"
   vip=$(vip_of "$fam")
   nsz=$(echo "$UDP_SIZES" | tr ',' '\n' | wc -l); n=$((nsz * UDP_REQUESTS))
-  txt= ; okall=0; res_ours= ; res_c=
+  txt= ; okall=0
   for p in ours c; do
     if ! svc "$p" udp "$fam" "$fam" $port; then t_fail "$name: $p service setup: $SVC_ERR"; return; fi
     bg_start rs1 /tmp/echo.json gue-traffic udp-echo --listen "$(hostport "$vip" $port)" --count $n \

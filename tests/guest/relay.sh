@@ -258,6 +258,7 @@ cell_localouter() { # FAMILY OUTER LABEL
 LOCAL_DEADLINES=${LOCAL_DEADLINES:-64K=2000,1M=5000}
 RELAY_INST=$TRACEFS/instances/relay
 wfree_start() {
+  WFREE_ALL= WFREE_OWN= WFREE_SOCKS= WFREE_OVERRUN=   # no figures of an earlier cell in this one's report
   [ -d $TRACEFS/events ] || mount -t tracefs tracefs $TRACEFS 2>/dev/null
   if ! grep -q "relay/wfree " $TRACEFS/kprobe_events 2>/dev/null; then
     echo 'p:relay/wfree sock_wfree sk=+24(%di):x64' >> $TRACEFS/kprobe_events || return 1
