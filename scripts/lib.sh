@@ -2,7 +2,7 @@
 # The host scripts' shared parts, sourced by scripts/* and tests/*.sh as the kernel's selftests
 # source net/lib.sh and kselftest/ktap_helpers.sh (not executed):
 #   usage, log, die, usage_error, need_value, need_number, no_arguments  the header is --help
-#   build_kernel, build_module, build_guest_tools, kernel_build_running      the build chain
+#   build_kernel, kernel_dir, build_module, build_guest_tools, kernel_build_running  the build chain
 #   ticker_start, ticker_stop                                   progress during a long step
 #   ktap_* (below)                                              KTAP results and totals
 # Sets TOP (the repository) and PROG (the script's name, for messages); sources env.sh.

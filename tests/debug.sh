@@ -16,8 +16,8 @@
 #     --out DIR           console.log, results.txt, canary build (default target/debug-suite)
 #     -h, --help
 #   Env: IPVS_GUE_DEBUG_KDIR (debug kernel build dir; else the one IPVS_GUE_BZIMAGE lies in; else
-#   the cached `scripts/build-kernel debug`), IPVS_GUE_MEM (guest memory, default 1G),
-#   IPVS_GUE_CMDLINE (appended to the kernel command line).
+#   `scripts/build-kernel debug`, or the newest finished one while another kernel build runs),
+#   IPVS_GUE_MEM (guest memory, default 1G), IPVS_GUE_CMDLINE (appended to the kernel command line).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 

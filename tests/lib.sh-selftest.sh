@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Self-test of scripts/lib.sh's KTAP functions, which every suite's verdict passes through: the
 # relay of guest results (directives, reasons containing " # "), the exit status of
-# ktap_finish (0 pass, 1 failure or nothing run, 4 all skipped) and the closing line CI reads.
+# ktap_finish (0 pass, 1 failure or nothing run, 4 all skipped) and the closing line CI reads;
+# and that scripts/test refuses a selection without a suite.
 # Each case runs in a subshell on fake input.  KTAP, ending with "N passed, N failed".
 #   tests/lib.sh-selftest.sh
 set -euo pipefail
@@ -48,4 +49,7 @@ skip_all() { ktap_skip_all "missing host tools: x"; }
 check "skip_all: plan 1..0 # SKIP, exit 4, counted as skipped" 4 skip_all '^1\.\.0 # SKIP missing host tools: x$' '^0 passed, 0 failed, 1 skipped$'
 vm_died() { ktap_vm_run 3 "VM run" /x/console.log; ktap_finish; }
 check "vm_run: a guest without an exit marker fails" 1 vm_died '^not ok 1 - VM run \(guest died without an exit marker'
+# scripts/test's selection: a list without a suite name is a usage error, not "0 passed, 0 failed".
+no_suite() { "$TOP/scripts/test" --only , ; }
+check "scripts/test --only ',' is a usage error" 2 no_suite 'names no suite'
 ktap_finish
