@@ -146,6 +146,7 @@ ktap_vm_run() { # RC DESC LOG
     0) ktap_pass "$2 (guest exit 0)"; return ;;
     3) why="guest died without an exit marker (panic?)" ;;
     5) why="kernel splat on the console (run-vm's splat scan)" ;;
+    6) why="the guest could not mount or use the host's /usr over virtio-9p ([init] FATAL on the console)" ;;
     124) why="VM timeout" ;;
   esac
   ktap_fail "$2 ($why; console $3)"

@@ -55,7 +55,7 @@ main() {
   local files=(--file "$ko")
   if [ -n "${GUE_TRAFFIC:-}" ]; then
     [ -x "$GUE_TRAFFIC" ] || usage_error "GUE_TRAFFIC=$GUE_TRAFFIC is not executable"
-    files+=(--file "$GUE_TRAFFIC:/usr/bin/gue-traffic")
+    files+=(--file "$GUE_TRAFFIC:/bin/gue-traffic")
   fi
 
   # Boots (NAME|CELLS|MTU_CASES): the mtu cell's cases split by outer family into two boots of

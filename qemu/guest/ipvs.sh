@@ -42,7 +42,7 @@ ipvs_service_rust() { # FAMILY RS_ADDR CSUM OUTER_DST
   if [ -n "${IPVS_GUE_CTL_ADD:-}" ]; then
     nsx director sh -c "$IPVS_GUE_CTL_ADD" || return 1
   else
-    [ -x /usr/bin/ipvs-gue-ctl ] || { echo "# /usr/bin/ipvs-gue-ctl missing" >&2; return 1; }
+    [ -x /bin/ipvs-gue-ctl ] || { echo "# /bin/ipvs-gue-ctl missing" >&2; return 1; }
     nsx director ipvs-gue-ctl -a -r "$2" --gue-port "$GUE_PORT" --csum "$mode" --outer "$4" || return 1
   fi
 }
@@ -50,7 +50,7 @@ ipvs_service_rust() { # FAMILY RS_ADDR CSUM OUTER_DST
 ipvs_clear() {
   nsx director ipvsadm -C
   if [ -n "${IPVS_GUE_CTL_CLEAR:-}" ]; then nsx director sh -c "$IPVS_GUE_CTL_CLEAR" || true
-  elif [ -x /usr/bin/ipvs-gue-ctl ] && grep -q '^ipvs_gue ' /proc/modules 2>/dev/null; then
+  elif [ -x /bin/ipvs-gue-ctl ] && grep -q '^ipvs_gue ' /proc/modules 2>/dev/null; then
     nsx director ipvs-gue-ctl -C 2>/dev/null || true
   fi
 }

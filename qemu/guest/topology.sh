@@ -109,10 +109,10 @@ topo_real_server() { # NS
   for dev in tunl0 sit0 ip6tnl0 lo eth-b eth-c; do
     nsx "$rs" sh -c "[ -d /proc/sys/net/ipv4/conf/$dev ] && echo 0 > /proc/sys/net/ipv4/conf/$dev/rp_filter" 2>/dev/null || true
   done
-  if [ -x /usr/bin/gue-traffic ]; then
+  if [ -x /bin/gue-traffic ]; then
     nsx "$rs" setsid gue-traffic serve --listen "[::]:8080" > "/tmp/serve-$rs.log" 2>&1 &
   else
-    echo "# $rs: /usr/bin/gue-traffic missing: no traffic sink on :8080"
+    echo "# $rs: /bin/gue-traffic missing: no traffic sink on :8080"
   fi
   nsx "$rs" iperf3 -s -D -p 5201 --logfile "/tmp/iperf3-$rs.log" 2>/dev/null || echo "# $rs: iperf3 -s failed"
 }

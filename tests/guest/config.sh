@@ -67,7 +67,7 @@ config_checks() {
   cfg_reject "a 65th real server" 'add 10.7.0.1 port 5501\n' "No space left" "table full"
   tap_check "config: flush empties the table" cfg_write 'flush\n'
   tap_check "config: table is empty after flush" cfg_empty
-  if [ -x /usr/bin/ipvs-gue-ctl ]; then
+  if [ -x /bin/ipvs-gue-ctl ]; then
     out=$(nsx cfgtest ipvs-gue-ctl -a -r 10.9.0.5 --gue-port 70000 2>&1); rc=$?
     case "$rc:$out" in 2:*70000*) tap_ok "ipvs-gue-ctl: bad port → exit 2, names the port" ;;
       *) tap_fail "ipvs-gue-ctl: bad port → exit 2 (rc $rc: $out)" ;; esac

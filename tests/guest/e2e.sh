@@ -56,7 +56,7 @@ static_neighbours() {
   done
 }
 tap_check "permanent neighbour entries on links A, B, C (no ARP/ND while counting)" static_neighbours
-[ -x /usr/bin/gue-traffic ] || tap_fail "gue-traffic present in the guest # missing: rebuild initramfs with --build-tools"
+[ -x /bin/gue-traffic ] || tap_fail "gue-traffic present in the guest # missing: rebuild initramfs with --build-tools"
 
 # Configure the director for one cell.  rust / rust-bug: DR service + the module's GUE config.
 cell_service() { # VARIANT CF OF CSUM RS

@@ -644,7 +644,7 @@ topo_wait_servers || true
 MIN_PMTU=$(nsx client sysctl -n net.ipv4.route.min_pmtu 2>/dev/null || echo 552)
 ns_pids_start
 edge_trace_init || { t_fail "drop accounting (tracefs) setup"; tap_done; exit 1; }
-[ -x /usr/bin/gue-traffic ] && gue-traffic udp-rr --help >/dev/null 2>&1 \
+[ -x /bin/gue-traffic ] && gue-traffic udp-rr --help >/dev/null 2>&1 \
   || { t_fail "gue-traffic in the guest has udp-rr (rebuild the tools and the initramfs)"; tap_done; exit 1; }
 T0=$(now)
 for c in $CELLS; do

@@ -28,7 +28,7 @@ fi
 topo_setup 1600 && tap_ok "topology setup" || tap_fail "topology setup"
 topo_wait_servers || true
 topo_preconditions
-if [ -x /usr/bin/gue-traffic ]; then
+if [ -x /bin/gue-traffic ]; then
   for dst in 10.2.0.2 fd02::2; do
     if nsx client gue-traffic run --connect "$(hostport "$dst" 8080)" --sizes 1K,64K,1M --requests 4 \
          --connections 2 --timeout-ms 20000 --json /tmp/smoke.json 2>/tmp/smoke.err; then
