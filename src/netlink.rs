@@ -76,6 +76,8 @@ impl Family for GueNamespaces {
 
     fn dumpit(slot: &NetnsSlot<'_>, dump: &mut Dump<'_>) -> Result {
         let netns = slot.netns();
+        // Before the messages: each is checked against the generation it is filled under.
+        dump.set_generation(netns.generation());
         let mut failed = Ok(());
         let next = netns.servers_from(dump.position(), |addr, server, stats| {
             match dump.add(cmd::SERVER_GET, |msg| put_server(msg, addr, server, stats)) {
@@ -89,7 +91,6 @@ impl Family for GueNamespaces {
         failed?;
         // After the last server, resume past the end: the next call adds nothing and ends it.
         dump.set_position(next.unwrap_or(usize::MAX));
-        dump.set_generation(netns.generation());
         Ok(())
     }
 }

@@ -143,7 +143,7 @@ netlink_checks() {
   nl_refuse "table-replace with a bad address in server 2" "Invalid argument" "address must be 4" .server.address \
     --do table-replace --json "{\"server\": [{\"address\": \"$NL_A2\", \"port\": 1}, {\"address\": \"0a08\", \"port\": 2}]}"
   capacity=$(ynl nltest --do table-get | jq .capacity)
-  nl_refuse "table-replace with $((capacity + 1)) servers" "No space left on device" "table full" - \
+  nl_refuse "table-replace with $((capacity + 1)) servers" "No space left on device" "server $((capacity + 1)): table full" .server \
     --do table-replace --json "$(replace_json $((capacity + 1)))"
   tap_check "netlink: table-replace with 10.8.0.1 and 10.8.0.2 (count 2 in the reply)" \
     nl_json nltest '.count == 2' --do table-replace --json "{\"server\": [{\"address\": \"$NL_A1\", \"port\": 5501, \"csum\": \"udp\"}, {\"address\": \"$NL_A2\", \"port\": 5502}]}"
