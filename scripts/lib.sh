@@ -68,6 +68,19 @@ kernel_dir() { # VARIANT
   dirname "$done_file"
 }
 
+# ynl_guest_files: run-vm --file arguments (one per line) that put the kernel's YNL client
+# (tools/net/ynl), its schema and nlctrl spec, and the repo's spec/ipvs_gue.yaml under /ynl.
+ynl_guest_files() {
+  local src f
+  src="$KERNEL_SRC_ROOT/stock"
+  [ -f "$src/tools/net/ynl/cli.py" ] || die "no YNL client in $src (scripts/build-kernel stock unpacks it)"
+  for f in cli.py lib/__init__.py lib/nlspec.py lib/ynl.py; do
+    printf -- '--file\n%s\n' "$src/tools/net/ynl/$f:/ynl/$f"
+  done
+  printf -- '--file\n%s\n' "$src/Documentation/netlink/genetlink-legacy.yaml:/ynl/genetlink-legacy.yaml" \
+    "$src/Documentation/netlink/specs/nlctrl.yaml:/ynl/specs/nlctrl.yaml" "$TOP/spec/ipvs_gue.yaml:/ynl/specs/ipvs_gue.yaml"
+}
+
 # --- progress ---------------------------------------------------------------------------------------
 # ticker_start CMD...: every 15 s, logs the seconds since the start and CMD's output (say, the
 # newest guest result), until ticker_stop. One ticker at a time.

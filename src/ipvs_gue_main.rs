@@ -24,6 +24,7 @@ mod gue_core;
 mod hook;
 #[allow(unsafe_code)]
 mod net;
+mod netlink;
 mod netns;
 
 module! {
@@ -35,17 +36,19 @@ module! {
 }
 
 struct IpvsGue {
-    _pernet: net::pernet::Subsystem<netns::GueNamespaces>,
+    /// The per-namespace state (hooks, proc file) and the netlink family that configures it.
+    _family: net::genetlink::Registration<netns::GueNamespaces>,
 }
 
 impl kernel::Module for IpvsGue {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        let pernet = net::pernet::Subsystem::register()?;
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        // Last fallible step: dumps may start as soon as the family is registered.
+        let family = net::genetlink::Registration::register(module)?;
         if cfg!(reproduce_inner_mac_bug) {
             pr_warn!("TEST BUILD: reproduces the 2023 inner_mac_header bug; GSO packets WILL be dropped\n");
         }
-        pr_info!("loaded: GUE for IPVS real servers, configure via /proc/net/ipvs_gue\n");
-        Ok(IpvsGue { _pernet: pernet })
+        pr_info!("loaded: GUE for IPVS real servers, configure via generic netlink family ipvs_gue or /proc/net/ipvs_gue\n");
+        Ok(IpvsGue { _family: family })
     }
 }
 

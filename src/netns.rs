@@ -6,17 +6,19 @@
 #![deny(unsafe_code)]
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::c_str;
-use kernel::error::{Error, Result};
+use kernel::error::{code::ENOMEM, Error, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
-use crate::gue_core::config::parse_command_bytes;
-use crate::gue_core::stats::{format_listing_header, format_listing_row, ServerStats};
-use crate::gue_core::table::{RealServerTable, MAX_REAL_SERVERS};
+use crate::gue_core::addr::InetAddr;
+use crate::gue_core::config::{parse_command_bytes, ConfigError};
+use crate::gue_core::stats::{format_listing_header, format_listing_row, ServerStats, StatsSnapshot};
+use crate::gue_core::table::{Applied, RealServer, RealServerTable, MAX_REAL_SERVERS};
 use crate::gue_core::text::FixedText;
 use crate::net::netfilter::Registration;
 use crate::net::pernet::{Namespace, PernetId, PernetState};
@@ -38,8 +40,34 @@ pub(crate) struct Netns {
     pub(crate) servers: RcuBox<RealServerTable>,
     /// Counters by stats slot; they outlive table copies, so updates never lose counts.
     pub(crate) stats: [ServerStats; MAX_REAL_SERVERS],
+    /// Bumped by every published change (under `writer`), never 0: dumps that span a change
+    /// are flagged.
+    generation: AtomicU32,
     #[pin]
     writer: Mutex<WriterState>,
+}
+
+/// Why a change was not made.
+pub(crate) enum Refusal {
+    /// No memory for the new table.
+    NoMemory,
+    /// The change itself is invalid; the table is as it was.
+    Config(ConfigError),
+}
+
+impl From<ConfigError> for Refusal {
+    fn from(error: ConfigError) -> Self {
+        Refusal::Config(error)
+    }
+}
+
+/// The table's size and version, as `table-get` shows them.
+#[derive(Clone, Copy)]
+pub(crate) struct TableSummary {
+    /// Bumped by every published change; never 0.
+    pub(crate) generation: u32,
+    pub(crate) count: usize,
+    pub(crate) capacity: usize,
 }
 
 impl Netns {
@@ -48,40 +76,113 @@ impl Netns {
         Ok(try_pin_init!(Self {
             servers: RcuBox::new(table),
             stats: [const { ServerStats::new() }; MAX_REAL_SERVERS],
+            generation: AtomicU32::new(1),
             writer <- new_mutex!(WriterState { last_error: None }),
         }? Error))
     }
 
-    /// Applies every command in `input` (one per line) to a copy of the table and publishes
-    /// it only if all succeed: a rejected write leaves the configuration exactly as it was.
-    fn configure(&self, input: &[u8]) -> Result {
-        let mut writer = self.writer.lock();
+    /// Applies `change` to a copy of the table and publishes the copy only if it succeeds:
+    /// a refused change leaves the configuration exactly as it was.
+    pub(crate) fn update(
+        &self,
+        change: impl FnOnce(&mut RealServerTable) -> core::result::Result<Applied, ConfigError>,
+    ) -> core::result::Result<TableSummary, Refusal> {
+        let _writer = self.writer.lock();
+        self.update_locked(change)
+    }
+
+    fn update_locked(
+        &self,
+        change: impl FnOnce(&mut RealServerTable) -> core::result::Result<Applied, ConfigError>,
+    ) -> core::result::Result<TableSummary, Refusal> {
         // Allocate before the read-side section: GFP_KERNEL may sleep, which RCU readers must
         // not. Copying the table then needs no allocation.
-        let mut next = KBox::new(RealServerTable::new(), GFP_KERNEL)?;
+        let mut next = KBox::new(RealServerTable::new(), GFP_KERNEL).map_err(|_| Refusal::NoMemory)?;
         {
             let rcu = RcuReadGuard::new();
             next.clone_from(self.servers.read(&rcu));
         }
-        let mut allocated = 0u64;
-        for (index, line) in input.split(|&c| c == b'\n').enumerate() {
-            match parse_command_bytes(line).and_then(|command| next.apply_in_place(&command)) {
-                Ok(applied) => allocated |= applied.allocated.bits(),
-                Err(error) => {
-                    let mut message = Message::new();
-                    let _ = write!(message, "line {}: {error}", index + 1);
-                    pr_warn!("rejected configuration: {}\n", message.as_str());
-                    writer.last_error = Some(message);
-                    return Err(Error::from_errno(-error.errno()));
-                }
-            }
-        }
-        for slot in (0..MAX_REAL_SERVERS).filter(|slot| allocated & (1 << slot) != 0) {
+        let applied = change(&mut next)?;
+        for slot in (0..MAX_REAL_SERVERS).filter(|&slot| applied.allocated.bits() & (1 << slot) != 0) {
             self.stats[slot].reset();
         }
+        let (count, capacity) = (next.len(), next.capacity());
         self.servers.replace(next);
-        writer.last_error = None;
-        Ok(())
+        // Writers hold `writer`; readers only compare generations.
+        let generation = match self.generation.load(Ordering::Relaxed).wrapping_add(1) {
+            0 => 1,
+            g => g,
+        };
+        self.generation.store(generation, Ordering::Relaxed);
+        Ok(TableSummary { generation, count, capacity })
+    }
+
+    /// Applies every command in `input` (one per line), all or nothing.
+    fn configure(&self, input: &[u8]) -> Result {
+        let mut writer = self.writer.lock();
+        let mut line_number = 0;
+        let updated = self.update_locked(|table| {
+            let mut applied = Applied::default();
+            for (index, line) in input.split(|&c| c == b'\n').enumerate() {
+                line_number = index + 1;
+                applied.merge(parse_command_bytes(line).and_then(|command| table.apply_in_place(&command))?);
+            }
+            Ok(applied)
+        });
+        match updated {
+            Ok(_) => {
+                writer.last_error = None;
+                Ok(())
+            }
+            Err(Refusal::NoMemory) => Err(ENOMEM),
+            Err(Refusal::Config(error)) => {
+                let mut message = Message::new();
+                let _ = write!(message, "line {line_number}: {error}");
+                pr_warn!("rejected configuration: {}\n", message.as_str());
+                writer.last_error = Some(message);
+                Err(Error::from_errno(-error.errno()))
+            }
+        }
+    }
+
+    /// The table's size and version.
+    pub(crate) fn summary(&self) -> TableSummary {
+        let rcu = RcuReadGuard::new();
+        let table = self.servers.read(&rcu);
+        TableSummary {
+            generation: self.generation.load(Ordering::Relaxed),
+            count: table.len(),
+            capacity: table.capacity(),
+        }
+    }
+
+    /// The server listed for `addr`, with its counters.
+    pub(crate) fn server(&self, addr: &InetAddr) -> Option<(RealServer, StatsSnapshot)> {
+        let rcu = RcuReadGuard::new();
+        let server = *self.servers.read(&rcu).get(addr)?;
+        Some((server, self.stats[usize::from(server.stats_slot)].snapshot()))
+    }
+
+    /// Calls `show` for the servers in stats slots `first..`, in slot order, until it returns
+    /// `false`; returns the slot it stopped at (to resume from), or `None` after the last.
+    /// `show` runs in an RCU read-side section: it must not sleep.
+    pub(crate) fn servers_from(
+        &self,
+        first: usize,
+        mut show: impl FnMut(&InetAddr, &RealServer, &StatsSnapshot) -> bool,
+    ) -> Option<usize> {
+        let rcu = RcuReadGuard::new();
+        for (slot, addr, server) in self.servers.read(&rcu).iter_from(first) {
+            if !show(addr, server, &self.stats[slot].snapshot()) {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// The generation a listing shows.
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation.load(Ordering::Relaxed)
     }
 }
 
@@ -114,6 +215,14 @@ static NETNS_ID: PernetId = PernetId::new();
 pub(crate) struct NetnsSlot<'ns> {
     _proc: ProcEntry<'ns, Netns>,
     hooks: Registration<'ns, Netns>,
+    /// For the netlink family, whose callbacks reach the state through the slot.
+    state: Arc<Netns>,
+}
+
+impl NetnsSlot<'_> {
+    pub(crate) fn netns(&self) -> &Netns {
+        &self.state
+    }
 }
 
 /// The module's per-namespace subsystem.
@@ -129,8 +238,8 @@ impl PernetState for GueNamespaces {
     fn init<'ns>(ns: &Namespace<'ns>) -> Result<KBox<NetnsSlot<'ns>>> {
         let state = Arc::pin_init(Netns::new()?, GFP_KERNEL)?;
         let hooks = Registration::register(ns, state.clone())?;
-        let proc = ProcEntry::create(ns, c_str!("ipvs_gue"), state)?;
-        Ok(KBox::new(NetnsSlot { _proc: proc, hooks }, GFP_KERNEL)?)
+        let proc = ProcEntry::create(ns, c_str!("ipvs_gue"), state.clone())?;
+        Ok(KBox::new(NetnsSlot { _proc: proc, hooks, state }, GFP_KERNEL)?)
     }
 
     /// Unhooks every namespace of a teardown batch before any is dropped: unloading with many

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test: boot the VM, insmod the module, check it hooks a netns created after load, run
-# configuration errors are refused (tests/guest/config.sh), traffic client -> rs1 by plain routing,
+# configuration errors are refused (tests/guest/config.sh), the netlink family against its spec
+# with the kernel's YNL client (tests/guest/netlink.sh), traffic client -> rs1 by plain routing,
 # rmmod, dmesg clean.  KTAP, ending with "N passed, N failed".
 #   tests/smoke.sh [MODULE.ko]   (or env IPVS_GUE_KO; NETNS_PATTERN / NETNS_CHECK: see tests/guest/smoke.sh)
 set -euo pipefail
@@ -19,10 +20,12 @@ if [ -n "$ko" ]; then
   files=(--file "$ko"); env=("KO=/extra/$(basename "$ko")")
 fi
 for k in NETNS_PATTERN NETNS_CHECK; do [ -z "${!k:-}" ] || env+=("$k=${!k}"); done
+for f in config.sh netlink.sh ynl-check.py ynl-listen.py; do files+=(--file "$TOP/tests/guest/$f:/guest/$f"); done
+ynl=$(ynl_guest_files)
+mapfile -t -O "${#files[@]}" files <<< "$ynl"
 rm -rf "$out"
 rc=0
-"$TOP/qemu/run-vm" --out "$out" --timeout "${SMOKE_TIMEOUT:-300}" "${files[@]}" \
-  --file "$TOP/tests/guest/config.sh:/guest/config.sh" "$TOP/tests/guest/smoke.sh" "${env[@]}" || rc=$?
+"$TOP/qemu/run-vm" --out "$out" --timeout "${SMOKE_TIMEOUT:-300}" "${files[@]}" "$TOP/tests/guest/smoke.sh" "${env[@]}" || rc=$?
 ktap_relay "$out/console.log"
 ktap_vm_run "$rc" "VM run" "$out/console.log"
 ktap_finish

@@ -29,5 +29,7 @@
 #include <net/netns/generic.h>
 #include <net/netfilter/nf_conntrack.h>
 #include <net/ip_vs.h>
+#include <net/netlink.h>
+#include <net/genetlink.h>
 
 #include "shim.h"

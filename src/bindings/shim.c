@@ -8,6 +8,7 @@
 #include <net/ip6_route.h>
 #include <net/route.h>
 #include <net/ipv6.h>
+#include <net/genetlink.h>
 #include "shim.h"
 
 unsigned int ipvs_gue_dst_ll_reserved_space(const struct dst_entry *dst)
@@ -144,4 +145,31 @@ bool ipvs_gue_dst_dev_is_loopback(const struct dst_entry *dst)
 unsigned short ipvs_gue_dst_family(const struct dst_entry *dst)
 {
 	return dst->ops->family;
+}
+
+size_t ipvs_gue_genlmsg_default_size(void)
+{
+	return GENLMSG_DEFAULT_SIZE;
+}
+
+u32 ipvs_gue_netlink_cb_portid(const struct sk_buff *skb)
+{
+	return NETLINK_CB(skb).portid;
+}
+
+struct net *ipvs_gue_sock_net_of(const struct sk_buff *skb)
+{
+	return sock_net(skb->sk);
+}
+
+void ipvs_gue_extack_set(struct netlink_ext_ack *extack, const struct nlattr *attr, const char *msg, size_t len)
+{
+	NL_SET_ERR_MSG_FMT(extack, "%.*s", (int)len, msg);
+	NL_SET_BAD_ATTR(extack, attr);
+}
+
+void ipvs_gue_extack_missing(struct netlink_ext_ack *extack, int type, const char *msg, size_t len)
+{
+	NL_SET_ERR_MSG_FMT(extack, "%.*s", (int)len, msg);
+	NL_SET_ERR_ATTR_MISS(extack, NULL, type);
 }

@@ -10,6 +10,7 @@
 #include <linux/skbuff.h>
 #include <linux/netdevice.h>
 #include <net/dst.h>
+#include <net/genetlink.h>
 
 unsigned int ipvs_gue_dst_ll_reserved_space(const struct dst_entry *dst);
 bool ipvs_gue_skb_from_device(const struct sk_buff *skb);
@@ -38,5 +39,11 @@ u16 ipvs_gue_skb_frag_max_size(const struct sk_buff *skb, bool v6);
 void ipvs_gue_skb_set_frag_max_size(struct sk_buff *skb, bool v6, u16 size);
 bool ipvs_gue_dst_dev_is_loopback(const struct dst_entry *dst);
 unsigned short ipvs_gue_dst_family(const struct dst_entry *dst);
+
+size_t ipvs_gue_genlmsg_default_size(void);
+u32 ipvs_gue_netlink_cb_portid(const struct sk_buff *skb);
+struct net *ipvs_gue_sock_net_of(const struct sk_buff *skb);
+void ipvs_gue_extack_set(struct netlink_ext_ack *extack, const struct nlattr *attr, const char *msg, size_t len);
+void ipvs_gue_extack_missing(struct netlink_ext_ack *extack, int type, const char *msg, size_t len);
 
 #endif

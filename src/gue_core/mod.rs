@@ -20,6 +20,7 @@ pub mod gue;
 pub mod headers;
 pub mod listing;
 pub mod mtu;
+pub mod netlink;
 pub mod ports;
 pub mod stats;
 pub mod table;

@@ -13,7 +13,7 @@
 use core::fmt;
 
 use super::addr::InetAddr;
-use super::config::{Command, ConfigError, RealServerConfig};
+use super::config::{Command, ConfigError, EditFields, RealServerConfig};
 
 /// Most real servers the table holds.
 pub const MAX_REAL_SERVERS: usize = 64;
@@ -71,6 +71,14 @@ pub struct Applied {
     pub freed: SlotSet,
 }
 
+impl Applied {
+    /// Adds what `later` did to what `self` records.
+    pub fn merge(&mut self, later: Applied) {
+        self.allocated.0 |= later.allocated.0;
+        self.freed.0 |= later.freed.0;
+    }
+}
+
 /// Real servers keyed by IPVS destination address. Fixed size (a few KiB),
 /// no heap, cheap to clone.
 #[derive(Clone)]
@@ -121,6 +129,55 @@ impl RealServerTable {
         self.entries
             .iter()
             .filter_map(|e| e.as_ref().map(|e| (&e.addr, &e.server)))
+    }
+
+    /// The servers in slots `first..`, with their addresses, in stats slot order: a listing
+    /// split over several calls resumes after the last slot it showed.
+    pub fn iter_from(&self, first: usize) -> impl Iterator<Item = (usize, &InetAddr, &RealServer)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .skip(first)
+            .filter_map(|(slot, e)| e.as_ref().map(|e| (slot, &e.addr, &e.server)))
+    }
+
+    /// How many servers the table holds.
+    pub const fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Most servers the table holds.
+    pub const fn capacity(&self) -> usize {
+        MAX_REAL_SERVERS
+    }
+
+    /// Makes this table list exactly the servers of `wanted`, with their settings. Servers
+    /// listed in both keep their stats slots (and so their counters); the others are removed
+    /// or added. Works in place: on error (none is possible while `wanted` fits) the table may
+    /// be half changed, so callers apply it to a copy, as they do every command.
+    pub fn replace_with(&mut self, wanted: &RealServerTable) -> Result<Applied, ConfigError> {
+        let mut applied = Applied::default();
+        for slot in 0..MAX_REAL_SERVERS {
+            let Some(entry) = self.entries[slot] else { continue };
+            if wanted.get(&entry.addr).is_none() {
+                applied.merge(self.apply_in_place(&Command::Delete(entry.addr))?);
+            }
+        }
+        for (addr, server) in wanted.iter() {
+            let command = match self.get(addr) {
+                Some(_) => Command::Edit(
+                    *addr,
+                    EditFields {
+                        port: Some(server.config.port),
+                        csum: Some(server.config.csum),
+                        outer: Some(server.config.outer),
+                    },
+                ),
+                None => Command::Add(*addr, server.config),
+            };
+            applied.merge(self.apply_in_place(&command)?);
+        }
+        Ok(applied)
     }
 
     /// The stats slots in use.

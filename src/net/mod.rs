@@ -6,6 +6,7 @@
 //! Everything `unsafe` in ipvs_gue lives below this module; the hook, the encapsulation and
 //! the configuration code above it are safe Rust.
 
+pub(crate) mod genetlink;
 pub(crate) mod ipvs;
 pub(crate) mod netfilter;
 pub(crate) mod pernet;

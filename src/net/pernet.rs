@@ -64,6 +64,19 @@ fn slot<T: PernetState>(net: &Net) -> *mut *mut c_void {
     unsafe { b::net_generic(net.as_raw(), T::id().id.load(Ordering::Relaxed)).cast() }
 }
 
+/// The state `init` created for `net`.
+///
+/// # Safety
+///
+/// For all of `'a`, `T`'s subsystem is registered and `net` is set up and not torn down: its
+/// `init` for `T` succeeded and its teardown has not begun.
+pub(crate) unsafe fn state<'a, T: PernetState>(net: &'a Net) -> &'a T::State<'a> {
+    // SAFETY: the slot holds the pointer `init` stored (function contract), which only the
+    // teardown takes; the state is only shared (`&`) until then. Lifetimes do not change the
+    // layout.
+    unsafe { &*slot::<T>(net).read().cast::<T::State<'a>>() }
+}
+
 unsafe extern "C" fn init<T: PernetState>(net: *mut b::net) -> c_int {
     from_result(|| {
         // SAFETY: called by the netns core with a namespace being set up, live until its

@@ -20,6 +20,8 @@ if [ -n "${KO:-}" ] && [ -f "$KO" ]; then
   dmesg | grep -i "$mod" | tail -n 5 | sed 's/^/#   dmesg: /'
   . /guest/config.sh
   config_checks
+  . /guest/netlink.sh
+  netlink_checks
   $IP netns del smoke-probe
 else
   tap_fail "insmod $mod # module missing"

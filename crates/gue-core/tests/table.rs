@@ -9,15 +9,10 @@ use proptest::prelude::*;
 
 /// The table's API as these tests use it, built on what the module runs.
 trait TableExt {
-    fn len(&self) -> usize;
     fn apply(&self, cmd: &Command) -> Result<(RealServerTable, Applied), ConfigError>;
 }
 
 impl TableExt for RealServerTable {
-    fn len(&self) -> usize {
-        self.iter().count()
-    }
-
     fn apply(&self, cmd: &Command) -> Result<(RealServerTable, Applied), ConfigError> {
         let mut next = self.clone();
         let applied = next.apply_in_place(cmd)?;
@@ -248,5 +243,69 @@ proptest! {
             prop_assert!(slots.iter().all(|&s| usize::from(s) < MAX_REAL_SERVERS));
             prop_assert_eq!(table.used_slots().len(), model.len());
         }
+    }
+}
+
+fn v4(last: u8) -> InetAddr {
+    InetAddr::v4([10, 8, 0, last])
+}
+
+fn server(port: u16) -> RealServerConfig {
+    RealServerConfig { outer: v4(99), port, csum: ChecksumMode::None }
+}
+
+fn table_of(servers: &[(u8, u16)]) -> RealServerTable {
+    let mut table = RealServerTable::new();
+    for &(last, port) in servers {
+        table.apply_in_place(&Command::Add(v4(last), server(port))).unwrap();
+    }
+    table
+}
+
+#[test]
+fn replace_with_keeps_the_slots_of_servers_listed_before() {
+    let mut table = table_of(&[(1, 1), (2, 2), (3, 3)]);
+    let slot_of = |t: &RealServerTable, last| t.get(&v4(last)).unwrap().stats_slot;
+    let (slot2, slot3) = (slot_of(&table, 2), slot_of(&table, 3));
+    let applied = table.replace_with(&table_of(&[(2, 20), (3, 3), (4, 4)])).unwrap();
+    assert_eq!(table.len(), 3);
+    assert!(table.get(&v4(1)).is_none());
+    assert_eq!(slot_of(&table, 2), slot2, "kept its counters' slot");
+    assert_eq!(slot_of(&table, 3), slot3);
+    assert_eq!(table.get(&v4(2)).unwrap().config.port, 20, "took the new settings");
+    assert_eq!(applied.allocated.iter().collect::<Vec<_>>(), vec![slot_of(&table, 4)]);
+    assert_eq!(applied.freed.len(), 1);
+}
+
+#[test]
+fn replace_with_an_empty_table_flushes() {
+    let mut table = table_of(&[(1, 1), (2, 2)]);
+    table.replace_with(&RealServerTable::new()).unwrap();
+    assert!(table.is_empty());
+}
+
+#[test]
+fn iter_from_resumes_after_the_last_slot_shown() {
+    let table = table_of(&(1..=10).map(|i| (i, u16::from(i))).collect::<Vec<_>>());
+    let all: Vec<usize> = table.iter_from(0).map(|(slot, _, _)| slot).collect();
+    assert_eq!(all.len(), 10);
+    let rest: Vec<usize> = table.iter_from(all[4]).map(|(slot, _, _)| slot).collect();
+    assert_eq!(rest, all[4..]);
+    assert_eq!(table.iter_from(MAX_REAL_SERVERS).count(), 0);
+    assert_eq!(table.iter_from(usize::MAX).count(), 0);
+}
+
+proptest! {
+    /// Whatever the table held, replacing it gives exactly the wanted servers and settings.
+    #[test]
+    fn replace_with_lists_exactly_the_wanted_servers(
+        before in proptest::collection::btree_map(0u8..40, 1u16..100, 0..30),
+        wanted in proptest::collection::btree_map(0u8..40, 1u16..100, 0..30),
+    ) {
+        let mut table = table_of(&before.iter().map(|(&a, &p)| (a, p)).collect::<Vec<_>>());
+        table.replace_with(&table_of(&wanted.iter().map(|(&a, &p)| (a, p)).collect::<Vec<_>>())).unwrap();
+        let listed: BTreeSet<(Vec<u8>, u16)> = table.iter().map(|(a, s)| (a.octets().to_vec(), s.config.port)).collect();
+        let expected: BTreeSet<(Vec<u8>, u16)> = wanted.iter().map(|(&a, &p)| (v4(a).octets().to_vec(), p)).collect();
+        prop_assert_eq!(listed, expected);
     }
 }

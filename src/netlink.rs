@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `ipvs_gue` generic netlink family (`spec/ipvs_gue.yaml`): add, edit, delete, get and
+//! dump real servers, flush or replace the whole table, and a multicast group announcing every
+//! change, in the requester's network namespace.
+
+#![deny(unsafe_code)]
+
+use core::fmt::Write;
+
+use kernel::c_str;
+use kernel::error::{Error, Result};
+use kernel::prelude::*;
+
+use crate::gue_core::addr::InetAddr;
+use crate::gue_core::config::{Command, ConfigError};
+use crate::gue_core::netlink::{
+    cmd, csum_to_wire, decode_server, server_attr, stats_attr, table_attr, ServerOp, WireError, CSUM_WIRE_MAX,
+};
+use crate::gue_core::stats::StatsSnapshot;
+use crate::gue_core::table::{RealServer, RealServerTable};
+use crate::gue_core::text::FixedText;
+use crate::net::genetlink::{Attr, AttrPolicy, Dump, Family, Message, Operation, OperationKind, Request};
+use crate::netns::{GueNamespaces, NetnsSlot, Refusal, TableSummary};
+
+use AttrPolicy::{Be16, Binary, Nested, Unsupported, U8};
+
+/// An address: 4 (IPv4) or 16 (IPv6) bytes; other lengths in between are refused by the
+/// module with a message ([`WireError::BadAddressLength`]).
+const ADDRESS: AttrPolicy = Binary { min_len: 4, max_len: 16 };
+
+/// The server attributes a request may carry, indexed by `server_attr` (no `stats`).
+const SERVER_SETTINGS: &[AttrPolicy] = &[Unsupported, ADDRESS, Be16 { min: 1 }, U8 { max: CSUM_WIRE_MAX }, ADDRESS];
+/// Only the address (`server-del`, `server-get`).
+const SERVER_KEY: &[AttrPolicy] = &[Unsupported, ADDRESS];
+/// Repeated `server` nests (`table-replace`).
+const TABLE_SERVERS: &[AttrPolicy] = &[Unsupported, Nested(SERVER_SETTINGS)];
+const NONE: &[AttrPolicy] = &[];
+
+/// Multicast group index of `config` in [`Family::MULTICAST_GROUPS`].
+const GROUP_CONFIG: u32 = 0;
+
+const fn op(cmd: u8, kind: OperationKind, admin: bool, request: &'static [AttrPolicy]) -> Operation {
+    Operation { cmd, kind, admin, request }
+}
+
+impl Family for GueNamespaces {
+    const NAME: &'static CStr = c_str!("ipvs_gue");
+    const VERSION: u32 = crate::gue_core::netlink::FAMILY_VERSION as u32;
+    const OPERATIONS: &'static [Operation] = &[
+        op(cmd::SERVER_ADD, OperationKind::Do, true, SERVER_SETTINGS),
+        op(cmd::SERVER_EDIT, OperationKind::Do, true, SERVER_SETTINGS),
+        op(cmd::SERVER_DEL, OperationKind::Do, true, SERVER_KEY),
+        op(cmd::SERVER_GET, OperationKind::Do, false, SERVER_KEY),
+        op(cmd::SERVER_GET, OperationKind::Dump, false, NONE),
+        op(cmd::TABLE_GET, OperationKind::Do, false, NONE),
+        op(cmd::TABLE_FLUSH, OperationKind::Do, true, NONE),
+        op(cmd::TABLE_REPLACE, OperationKind::Do, true, TABLE_SERVERS),
+    ];
+    const MULTICAST_GROUPS: &'static [&'static CStr] = &[c_str!("config")];
+
+    fn doit(slot: &NetnsSlot<'_>, request: &Request<'_>) -> Result {
+        let handler = Handler { request, slot };
+        match request.cmd() {
+            cmd::SERVER_ADD => handler.write_server(ServerOp::Add),
+            cmd::SERVER_EDIT => handler.write_server(ServerOp::Edit),
+            cmd::SERVER_DEL => handler.write_server(ServerOp::Delete),
+            cmd::SERVER_GET => handler.get_server(),
+            cmd::TABLE_GET => handler.reply_summary(slot.netns().summary()),
+            cmd::TABLE_FLUSH => handler.write_table(|table| table.apply_in_place(&Command::Flush)),
+            cmd::TABLE_REPLACE => handler.replace_table(),
+            // Generic netlink only calls `doit` for the commands above.
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn dumpit(slot: &NetnsSlot<'_>, dump: &mut Dump<'_>) -> Result {
+        let netns = slot.netns();
+        // Before the messages: each is checked against the generation it is filled under.
+        dump.set_generation(netns.generation());
+        let mut failed = Ok(());
+        let next = netns.servers_from(dump.position(), |addr, server, stats| {
+            match dump.add(cmd::SERVER_GET, |msg| put_server(msg, addr, server, stats)) {
+                Ok(added) => added,
+                Err(e) => {
+                    failed = Err(e);
+                    false
+                }
+            }
+        });
+        failed?;
+        // After the last server, resume past the end: the next call adds nothing and ends it.
+        dump.set_position(next.unwrap_or(usize::MAX));
+        Ok(())
+    }
+}
+
+/// Writes one server's attributes.
+fn put_server(msg: &mut Message<'_>, addr: &InetAddr, server: &RealServer, stats: &StatsSnapshot) -> Result {
+    msg.put_bytes(server_attr::ADDRESS, addr.octets())?;
+    msg.put_be16(server_attr::PORT, server.config.port)?;
+    msg.put_u8(server_attr::CSUM, csum_to_wire(server.config.csum))?;
+    msg.put_bytes(server_attr::OUTER, server.config.outer.octets())?;
+    msg.put_nested(server_attr::STATS, |msg| {
+        msg.put_uint(stats_attr::PACKETS, stats.packets)?;
+        msg.put_uint(stats_attr::BYTES, stats.bytes)?;
+        msg.put_uint(stats_attr::GSO_PACKETS, stats.gso_packets)?;
+        msg.put_uint(stats_attr::DROP_PMTU, stats.drop_pmtu)?;
+        msg.put_uint(stats_attr::DROP_NO_ROUTE, stats.drop_no_route)?;
+        msg.put_uint(stats_attr::DROP_NO_HEADROOM, stats.drop_no_headroom)?;
+        msg.put_uint(stats_attr::DROP_BAD_PACKET, stats.drop_bad_packet)
+    })
+}
+
+fn put_summary(msg: &mut Message<'_>, summary: &TableSummary) -> Result {
+    msg.put_u32(table_attr::GENERATION, summary.generation)?;
+    msg.put_u32(table_attr::COUNT, u32::try_from(summary.count).unwrap_or(u32::MAX))?;
+    msg.put_u32(table_attr::CAPACITY, u32::try_from(summary.capacity).unwrap_or(u32::MAX))
+}
+
+/// An extack message: what the configuration language would say, cut to fit.
+type ErrorText = FixedText<80>;
+
+/// One request being answered.
+struct Handler<'a> {
+    request: &'a Request<'a>,
+    slot: &'a NetnsSlot<'a>,
+}
+
+impl Handler<'_> {
+    /// Decodes the server in `attrs` for `op`, pointing the requester at the attribute at
+    /// fault (or naming the missing one) if it does not make a command.
+    fn decode<'b>(&self, op: ServerOp, attrs: impl Iterator<Item = Attr<'b>> + Clone) -> Result<Command> {
+        decode_server(op, attrs.clone().map(|a| (a.ty(), a.bytes()))).map_err(|fault| {
+            let message = fault.error.message();
+            match (fault.attr.and_then(|index| attrs.clone().nth(index)), fault.error) {
+                (Some(attr), _) => self.request.fail(EINVAL, Some(&attr), message),
+                (None, WireError::MissingAddress) => self.request.missing(server_attr::ADDRESS, message),
+                (None, WireError::MissingPort) => self.request.missing(server_attr::PORT, message),
+                (None, _) => self.request.fail(EINVAL, None, message),
+            }
+        })
+    }
+
+    /// Reports a refused change: the configuration error's own text (errno as for a proc
+    /// write), pointing at `attr` if given.
+    fn refused(&self, refusal: Refusal, attr: Option<&Attr<'_>>) -> Error {
+        match refusal {
+            Refusal::NoMemory => self.request.fail(ENOMEM, None, "out of memory for the new table"),
+            Refusal::Config(error) => {
+                let mut text = ErrorText::new();
+                let _ = write!(text, "{error}");
+                self.request.fail(Error::from_errno(-error.errno()), attr, text.as_str())
+            }
+        }
+    }
+
+    fn write_server(&self, op: ServerOp) -> Result {
+        let command = self.decode(op, self.request.attrs())?;
+        let netns = self.slot.netns();
+        netns
+            .update(|table| table.apply_in_place(&command))
+            .map_err(|refusal| self.refused(refusal, self.request.attr(server_attr::ADDRESS).as_ref()))?;
+        // The change is made: a notification that cannot be sent (no memory) must not turn
+        // it into an error. Listeners that miss one see the generation jump.
+        let _ = match command {
+            Command::Add(addr, _) | Command::Edit(addr, _) => match netns.server(&addr) {
+                Some((server, stats)) => self.request.notify(GROUP_CONFIG, cmd::SERVER_CHANGE_NTF, |msg| {
+                    put_server(msg, &addr, &server, &stats)
+                }),
+                None => Ok(()),
+            },
+            Command::Delete(addr) => self
+                .request
+                .notify(GROUP_CONFIG, cmd::SERVER_DEL_NTF, |msg| msg.put_bytes(server_attr::ADDRESS, addr.octets())),
+            Command::Flush | Command::Nothing => Ok(()),
+        };
+        Ok(())
+    }
+
+    fn get_server(&self) -> Result {
+        let address = self.request.attr(server_attr::ADDRESS);
+        let Command::Delete(addr) = self.decode(ServerOp::Delete, self.request.attrs())? else {
+            return Err(EINVAL);
+        };
+        let Some((server, stats)) = self.slot.netns().server(&addr) else {
+            return Err(self.refused(Refusal::Config(ConfigError::NotFound(addr)), address.as_ref()));
+        };
+        self.request.reply(cmd::SERVER_GET, |msg| put_server(msg, &addr, &server, &stats))
+    }
+
+    fn reply_summary(&self, summary: TableSummary) -> Result {
+        self.request.reply(cmd::TABLE_GET, |msg| put_summary(msg, &summary))
+    }
+
+    /// A whole-table change: replies with the new summary and announces it.
+    fn write_table(
+        &self,
+        change: impl FnOnce(&mut RealServerTable) -> core::result::Result<crate::gue_core::table::Applied, ConfigError>,
+    ) -> Result {
+        let summary = self.slot.netns().update(change).map_err(|refusal| self.refused(refusal, None))?;
+        // As in `write_server`: the change stands even if the announcement cannot be made.
+        let _ = self.request.notify(GROUP_CONFIG, cmd::TABLE_CHANGE_NTF, |msg| put_summary(msg, &summary));
+        self.reply_summary(summary)
+    }
+
+    /// `table-replace`: every `server` nest is decoded and checked (duplicates, capacity)
+    /// into a new table before anything changes.
+    fn replace_table(&self) -> Result {
+        let mut wanted = KBox::new(RealServerTable::new(), GFP_KERNEL)?;
+        for (index, server) in self.request.attrs().filter(|a| a.ty() == table_attr::SERVER).enumerate() {
+            let command = self.decode(ServerOp::Add, server.nested())?;
+            wanted.apply_in_place(&command).map_err(|error| {
+                let mut text = ErrorText::new();
+                let _ = match error {
+                    ConfigError::AlreadyExists(addr) => write!(text, "server {}: {addr} listed twice", index + 1),
+                    other => write!(text, "server {}: {other}", index + 1),
+                };
+                self.request.fail(Error::from_errno(-error.errno()), Some(&server), text.as_str())
+            })?;
+        }
+        self.write_table(|table| table.replace_with(&wanted))
+    }
+}
