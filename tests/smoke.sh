@@ -25,7 +25,7 @@ ynl=$(ynl_guest_files)
 mapfile -t -O "${#files[@]}" files <<< "$ynl"
 rm -rf "$out"
 rc=0
-"$TOP/qemu/run-vm" --out "$out" --timeout "${SMOKE_TIMEOUT:-300}" "${files[@]}" "$TOP/tests/guest/smoke.sh" "${env[@]}" || rc=$?
+"$TOP/qemu/run-vm" --out "$out" --timeout "${SMOKE_TIMEOUT:-600}" "${files[@]}" "$TOP/tests/guest/smoke.sh" "${env[@]}" || rc=$?
 ktap_relay "$out/console.log"
 ktap_vm_run "$rc" "VM run" "$out/console.log"
 ktap_finish
