@@ -24,7 +24,7 @@ impl LocalOutHook for Netns {
             return skb.accept();
         }
         let rcu = RcuReadGuard::new();
-        let servers = self.servers.read(&rcu);
+        let servers = &self.servers.read(&rcu).table;
         // A real server that is this host gets the packet delivered locally by IPVS itself
         // (`ip_vs_send_or_cont(.., local)` accepts it into LOCAL_OUT), as C's tunnel path does.
         if servers.is_empty() || skb.route_is_local() {

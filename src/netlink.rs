@@ -2,7 +2,7 @@
 
 //! The `ipvs_gue` generic netlink family (`spec/ipvs_gue.yaml`): add, edit, delete, get and
 //! dump real servers, flush or replace the whole table, and a multicast group announcing every
-//! change, in the requester's network namespace.
+//! change made through it, in the requester's network namespace.
 
 #![deny(unsafe_code)]
 
@@ -75,22 +75,18 @@ impl Family for GueNamespaces {
     }
 
     fn dumpit(slot: &NetnsSlot<'_>, dump: &mut Dump<'_>) -> Result {
-        let netns = slot.netns();
-        // Before the messages: each is checked against the generation it is filled under.
-        dump.set_generation(netns.generation());
-        let mut failed = Ok(());
-        let next = netns.servers_from(dump.position(), |addr, server, stats| {
-            match dump.add(cmd::SERVER_GET, |msg| put_server(msg, addr, server, stats)) {
-                Ok(added) => added,
-                Err(e) => {
-                    failed = Err(e);
-                    false
+        let resume = slot.netns().listing(|listing| {
+            // Before the messages: each is checked against the version it is filled from.
+            dump.set_generation(listing.generation());
+            for (slot, addr, server, stats) in listing.servers_from(dump.position()) {
+                if !dump.add(cmd::SERVER_GET, |msg| put_server(msg, addr, server, &stats))? {
+                    return Ok(slot);
                 }
             }
-        });
-        failed?;
-        // After the last server, resume past the end: the next call adds nothing and ends it.
-        dump.set_position(next.unwrap_or(usize::MAX));
+            // After the last server, resume past the end: the next call adds nothing and ends it.
+            Ok(usize::MAX)
+        })?;
+        dump.set_position(resume);
         Ok(())
     }
 }
@@ -128,16 +124,21 @@ struct Handler<'a> {
 }
 
 impl Handler<'_> {
-    /// Decodes the server in `attrs` for `op`, pointing the requester at the attribute at
-    /// fault (or naming the missing one) if it does not make a command.
-    fn decode<'b>(&self, op: ServerOp, attrs: impl Iterator<Item = Attr<'b>> + Clone) -> Result<Command> {
+    /// Decodes the server in `attrs` (the request's, or those of the `nest` it names) for `op`,
+    /// pointing the requester at the attribute at fault, or naming the missing one.
+    fn decode<'b>(
+        &self,
+        op: ServerOp,
+        nest: Option<&Attr<'_>>,
+        attrs: impl Iterator<Item = Attr<'b>> + Clone,
+    ) -> Result<Command> {
         decode_server(op, attrs.clone().map(|a| (a.ty(), a.bytes()))).map_err(|fault| {
             let message = fault.error.message();
             match (fault.attr.and_then(|index| attrs.clone().nth(index)), fault.error) {
                 (Some(attr), _) => self.request.fail(EINVAL, Some(&attr), message),
-                (None, WireError::MissingAddress) => self.request.missing(server_attr::ADDRESS, message),
-                (None, WireError::MissingPort) => self.request.missing(server_attr::PORT, message),
-                (None, _) => self.request.fail(EINVAL, None, message),
+                (None, WireError::MissingAddress) => self.request.missing(nest, server_attr::ADDRESS, message),
+                (None, WireError::MissingPort) => self.request.missing(nest, server_attr::PORT, message),
+                (None, _) => self.request.fail(EINVAL, nest, message),
             }
         })
     }
@@ -156,31 +157,33 @@ impl Handler<'_> {
     }
 
     fn write_server(&self, op: ServerOp) -> Result {
-        let command = self.decode(op, self.request.attrs())?;
+        let command = self.decode(op, None, self.request.attrs())?;
         let netns = self.slot.netns();
-        netns
-            .update(|table| table.apply_in_place(&command))
-            .map_err(|refusal| self.refused(refusal, self.request.attr(server_attr::ADDRESS).as_ref()))?;
-        // The change is made: a notification that cannot be sent (no memory) must not turn
-        // it into an error. Listeners that miss one see the generation jump.
-        let _ = match command {
-            Command::Add(addr, _) | Command::Edit(addr, _) => match netns.server(&addr) {
-                Some((server, stats)) => self.request.notify(GROUP_CONFIG, cmd::SERVER_CHANGE_NTF, |msg| {
-                    put_server(msg, &addr, &server, &stats)
+        // Announced under the writer lock, so that listeners see changes in the order they
+        // were made. A notification that cannot be sent (no memory) does not undo the change.
+        let announce = |_: &TableSummary| {
+            let _ = match command {
+                Command::Add(addr, _) | Command::Edit(addr, _) => match netns.server(&addr) {
+                    Some((server, stats)) => self.request.notify(GROUP_CONFIG, cmd::SERVER_CHANGE_NTF, |msg| {
+                        put_server(msg, &addr, &server, &stats)
+                    }),
+                    None => Ok(()),
+                },
+                Command::Delete(addr) => self.request.notify(GROUP_CONFIG, cmd::SERVER_DEL_NTF, |msg| {
+                    msg.put_bytes(server_attr::ADDRESS, addr.octets())
                 }),
-                None => Ok(()),
-            },
-            Command::Delete(addr) => self
-                .request
-                .notify(GROUP_CONFIG, cmd::SERVER_DEL_NTF, |msg| msg.put_bytes(server_attr::ADDRESS, addr.octets())),
-            Command::Flush | Command::Nothing => Ok(()),
+                Command::Flush | Command::Nothing => Ok(()),
+            };
         };
+        netns
+            .update(|table| table.apply_in_place(&command), announce)
+            .map_err(|refusal| self.refused(refusal, self.request.attr(server_attr::ADDRESS).as_ref()))?;
         Ok(())
     }
 
     fn get_server(&self) -> Result {
         let address = self.request.attr(server_attr::ADDRESS);
-        let Command::Delete(addr) = self.decode(ServerOp::Delete, self.request.attrs())? else {
+        let Command::Delete(addr) = self.decode(ServerOp::Delete, None, self.request.attrs())? else {
             return Err(EINVAL);
         };
         let Some((server, stats)) = self.slot.netns().server(&addr) else {
@@ -193,15 +196,19 @@ impl Handler<'_> {
         self.request.reply(cmd::TABLE_GET, |msg| put_summary(msg, &summary))
     }
 
-    /// A whole-table change: replies with the new summary and announces it.
+    /// A whole-table change: announced, then answered with the new summary (the reply is
+    /// allocated first, so a change made is never left unanswered for want of memory).
     fn write_table(
         &self,
         change: impl FnOnce(&mut RealServerTable) -> core::result::Result<crate::gue_core::table::Applied, ConfigError>,
     ) -> Result {
-        let summary = self.slot.netns().update(change).map_err(|refusal| self.refused(refusal, None))?;
-        // As in `write_server`: the change stands even if the announcement cannot be made.
-        let _ = self.request.notify(GROUP_CONFIG, cmd::TABLE_CHANGE_NTF, |msg| put_summary(msg, &summary));
-        self.reply_summary(summary)
+        let reply = self.request.prepare_reply(cmd::TABLE_GET)?;
+        let announce = |summary: &TableSummary| {
+            // As in `write_server`: the change stands even if the announcement cannot be made.
+            let _ = self.request.notify(GROUP_CONFIG, cmd::TABLE_CHANGE_NTF, |msg| put_summary(msg, summary));
+        };
+        let summary = self.slot.netns().update(change, announce).map_err(|refusal| self.refused(refusal, None))?;
+        reply.send(|msg| put_summary(msg, &summary))
     }
 
     /// `table-replace`: every `server` nest is decoded and checked (duplicates, capacity)
@@ -209,7 +216,7 @@ impl Handler<'_> {
     fn replace_table(&self) -> Result {
         let mut wanted = KBox::new(RealServerTable::new(), GFP_KERNEL)?;
         for (index, server) in self.request.attrs().filter(|a| a.ty() == table_attr::SERVER).enumerate() {
-            let command = self.decode(ServerOp::Add, server.nested())?;
+            let command = self.decode(ServerOp::Add, Some(&server), server.nested())?;
             wanted.apply_in_place(&command).map_err(|error| {
                 let mut text = ErrorText::new();
                 let _ = match error {

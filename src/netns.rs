@@ -6,7 +6,6 @@
 #![deny(unsafe_code)]
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, Ordering};
 
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::c_str;
@@ -33,18 +32,48 @@ struct WriterState {
     last_error: Option<Message>,
 }
 
+/// A version of the configuration, published whole.
+pub(crate) struct Published {
+    /// Real servers by IPVS destination address.
+    pub(crate) table: RealServerTable,
+    /// Bumped by every change, never 0; published with the table it numbers, so a listing
+    /// read under one RCU guard never pairs a table with another version's number.
+    generation: u32,
+}
+
 /// One namespace's GUE configuration and counters.
 #[pin_data]
 pub(crate) struct Netns {
-    /// Real servers by IPVS destination address; replaced whole on every change.
-    pub(crate) servers: RcuBox<RealServerTable>,
+    /// The configuration; replaced whole on every change.
+    pub(crate) servers: RcuBox<Published>,
     /// Counters by stats slot; they outlive table copies, so updates never lose counts.
     pub(crate) stats: [ServerStats; MAX_REAL_SERVERS],
-    /// Bumped by every published change (under `writer`), never 0: dumps that span a change
-    /// are flagged.
-    generation: AtomicU32,
     #[pin]
     writer: Mutex<WriterState>,
+}
+
+/// A consistent view of one version of the configuration, for listings: valid inside the
+/// RCU read-side section it was taken in.
+pub(crate) struct Listing<'a> {
+    published: &'a Published,
+    stats: &'a [ServerStats; MAX_REAL_SERVERS],
+}
+
+impl Listing<'_> {
+    pub(crate) fn generation(&self) -> u32 {
+        self.published.generation
+    }
+
+    /// The servers in stats slots `first..`, in slot order, with their counters.
+    pub(crate) fn servers_from(
+        &self,
+        first: usize,
+    ) -> impl Iterator<Item = (usize, &InetAddr, &RealServer, StatsSnapshot)> + '_ {
+        self.published
+            .table
+            .iter_from(first)
+            .map(|(slot, addr, server)| (slot, addr, server, self.stats[slot].snapshot()))
+    }
 }
 
 /// Why a change was not made.
@@ -72,23 +101,26 @@ pub(crate) struct TableSummary {
 
 impl Netns {
     fn new() -> Result<impl PinInit<Self, Error>> {
-        let table = KBox::new(RealServerTable::new(), GFP_KERNEL)?;
+        let first = KBox::new(Published { table: RealServerTable::new(), generation: 1 }, GFP_KERNEL)?;
         Ok(try_pin_init!(Self {
-            servers: RcuBox::new(table),
+            servers: RcuBox::new(first),
             stats: [const { ServerStats::new() }; MAX_REAL_SERVERS],
-            generation: AtomicU32::new(1),
             writer <- new_mutex!(WriterState { last_error: None }),
         }? Error))
     }
 
     /// Applies `change` to a copy of the table and publishes the copy only if it succeeds:
-    /// a refused change leaves the configuration exactly as it was.
+    /// a refused change leaves the configuration exactly as it was. `announce` runs after the
+    /// change is published, before the next writer's change: announcements keep their order.
     pub(crate) fn update(
         &self,
         change: impl FnOnce(&mut RealServerTable) -> core::result::Result<Applied, ConfigError>,
+        announce: impl FnOnce(&TableSummary),
     ) -> core::result::Result<TableSummary, Refusal> {
         let _writer = self.writer.lock();
-        self.update_locked(change)
+        let summary = self.update_locked(change)?;
+        announce(&summary);
+        Ok(summary)
     }
 
     fn update_locked(
@@ -97,24 +129,28 @@ impl Netns {
     ) -> core::result::Result<TableSummary, Refusal> {
         // Allocate before the read-side section: GFP_KERNEL may sleep, which RCU readers must
         // not. Copying the table then needs no allocation.
-        let mut next = KBox::new(RealServerTable::new(), GFP_KERNEL).map_err(|_| Refusal::NoMemory)?;
+        let mut next = KBox::new(Published { table: RealServerTable::new(), generation: 0 }, GFP_KERNEL)
+            .map_err(|_| Refusal::NoMemory)?;
         {
             let rcu = RcuReadGuard::new();
-            next.clone_from(self.servers.read(&rcu));
+            let current = self.servers.read(&rcu);
+            next.table.clone_from(&current.table);
+            next.generation = match current.generation.wrapping_add(1) {
+                0 => 1,
+                g => g,
+            };
         }
-        let applied = change(&mut next)?;
+        let applied = change(&mut next.table)?;
         for slot in (0..MAX_REAL_SERVERS).filter(|&slot| applied.allocated.bits() & (1 << slot) != 0) {
             self.stats[slot].reset();
         }
-        let (count, capacity) = (next.len(), next.capacity());
-        self.servers.replace(next);
-        // Writers hold `writer`; readers only compare generations.
-        let generation = match self.generation.load(Ordering::Relaxed).wrapping_add(1) {
-            0 => 1,
-            g => g,
+        let summary = TableSummary {
+            generation: next.generation,
+            count: next.table.len(),
+            capacity: next.table.capacity(),
         };
-        self.generation.store(generation, Ordering::Relaxed);
-        Ok(TableSummary { generation, count, capacity })
+        self.servers.replace(next);
+        Ok(summary)
     }
 
     /// Applies every command in `input` (one per line), all or nothing.
@@ -145,44 +181,28 @@ impl Netns {
         }
     }
 
+    /// Calls `show` with a consistent view of the current configuration, inside an RCU
+    /// read-side section: `show` must not sleep.
+    pub(crate) fn listing<R>(&self, show: impl FnOnce(&Listing<'_>) -> R) -> R {
+        let rcu = RcuReadGuard::new();
+        show(&Listing { published: self.servers.read(&rcu), stats: &self.stats })
+    }
+
     /// The table's size and version.
     pub(crate) fn summary(&self) -> TableSummary {
-        let rcu = RcuReadGuard::new();
-        let table = self.servers.read(&rcu);
-        TableSummary {
-            generation: self.generation.load(Ordering::Relaxed),
-            count: table.len(),
-            capacity: table.capacity(),
-        }
+        self.listing(|listing| TableSummary {
+            generation: listing.generation(),
+            count: listing.published.table.len(),
+            capacity: listing.published.table.capacity(),
+        })
     }
 
     /// The server listed for `addr`, with its counters.
     pub(crate) fn server(&self, addr: &InetAddr) -> Option<(RealServer, StatsSnapshot)> {
-        let rcu = RcuReadGuard::new();
-        let server = *self.servers.read(&rcu).get(addr)?;
-        Some((server, self.stats[usize::from(server.stats_slot)].snapshot()))
-    }
-
-    /// Calls `show` for the servers in stats slots `first..`, in slot order, until it returns
-    /// `false`; returns the slot it stopped at (to resume from), or `None` after the last.
-    /// `show` runs in an RCU read-side section: it must not sleep.
-    pub(crate) fn servers_from(
-        &self,
-        first: usize,
-        mut show: impl FnMut(&InetAddr, &RealServer, &StatsSnapshot) -> bool,
-    ) -> Option<usize> {
-        let rcu = RcuReadGuard::new();
-        for (slot, addr, server) in self.servers.read(&rcu).iter_from(first) {
-            if !show(addr, server, &self.stats[slot].snapshot()) {
-                return Some(slot);
-            }
-        }
-        None
-    }
-
-    /// The generation a listing shows.
-    pub(crate) fn generation(&self) -> u32 {
-        self.generation.load(Ordering::Relaxed)
+        self.listing(|listing| {
+            let server = *listing.published.table.get(addr)?;
+            Some((server, self.stats[usize::from(server.stats_slot)].snapshot()))
+        })
     }
 }
 
@@ -191,7 +211,7 @@ impl ProcFileHandler for Netns {
         let writer = self.writer.lock();
         format_listing_header(out)?;
         let rcu = RcuReadGuard::new();
-        for (addr, server) in self.servers.read(&rcu).iter() {
+        for (addr, server) in self.servers.read(&rcu).table.iter() {
             let stats = self.stats[usize::from(server.stats_slot)].snapshot();
             format_listing_row(out, addr, server, &stats)?;
         }

@@ -168,8 +168,8 @@ void ipvs_gue_extack_set(struct netlink_ext_ack *extack, const struct nlattr *at
 	NL_SET_BAD_ATTR(extack, attr);
 }
 
-void ipvs_gue_extack_missing(struct netlink_ext_ack *extack, int type, const char *msg, size_t len)
+void ipvs_gue_extack_missing(struct netlink_ext_ack *extack, const struct nlattr *nest, int type, const char *msg, size_t len)
 {
 	NL_SET_ERR_MSG_FMT(extack, "%.*s", (int)len, msg);
-	NL_SET_ERR_ATTR_MISS(extack, NULL, type);
+	NL_SET_ERR_ATTR_MISS(extack, nest, type);
 }

@@ -44,6 +44,6 @@ size_t ipvs_gue_genlmsg_default_size(void);
 u32 ipvs_gue_netlink_cb_portid(const struct sk_buff *skb);
 struct net *ipvs_gue_sock_net_of(const struct sk_buff *skb);
 void ipvs_gue_extack_set(struct netlink_ext_ack *extack, const struct nlattr *attr, const char *msg, size_t len);
-void ipvs_gue_extack_missing(struct netlink_ext_ack *extack, int type, const char *msg, size_t len);
+void ipvs_gue_extack_missing(struct netlink_ext_ack *extack, const struct nlattr *nest, int type, const char *msg, size_t len);
 
 #endif

@@ -210,7 +210,7 @@ const EXTACK_MESSAGE_MAX: usize = b::NETLINK_MAX_FMTMSG_LEN as usize - 1;
 /// # Invariants
 ///
 /// `info` is the live `genl_info` of the running `doit` call, whose message the kernel has
-/// validated against the operation's policy.
+/// validated against the operation's policy (every operation has one: see `register`).
 pub(crate) struct Request<'a> {
     info: NonNull<b::genl_info>,
     net: &'a Net,
@@ -225,7 +225,8 @@ impl<'a> Request<'a> {
     /// Every top-level attribute of the request, in order; repeated types appear each time.
     pub(crate) fn attrs(&self) -> Attrs<'a> {
         // SAFETY: `info` is live (type invariant); the generic netlink payload follows the
-        // header for `genlmsg_len` bytes of the validated request, which outlives `'a`.
+        // header for `genlmsg_len` bytes of the request (its length checked by generic
+        // netlink), which outlives `'a`.
         let rest = unsafe {
             let header = (*self.info.as_ptr()).genlhdr;
             let len = usize::try_from(b::genlmsg_len(header)).unwrap_or(0);
@@ -252,12 +253,15 @@ impl<'a> Request<'a> {
     }
 
     /// Reports that the request lacks attribute `ty` (`EINVAL`, with the kernel's
-    /// missing-attribute marker).
-    pub(crate) fn missing(&self, ty: u16, message: &str) -> Error {
-        // SAFETY: `info` is live (type invariant); the message is copied as in `fail`.
+    /// missing-attribute marker), inside `nest` if given.
+    pub(crate) fn missing(&self, nest: Option<&Attr<'_>>, ty: u16, message: &str) -> Error {
+        let nest = nest.map_or(core::ptr::null(), Attr::as_ptr);
+        // SAFETY: `info` is live (type invariant); `nest` is null or points into the request;
+        // the message is copied as in `fail`.
         unsafe {
             b::ipvs_gue_extack_missing(
                 (*self.info.as_ptr()).extack,
+                nest,
                 c_int::from(ty),
                 message.as_ptr().cast(),
                 message.len().min(EXTACK_MESSAGE_MAX),
@@ -273,27 +277,32 @@ impl<'a> Request<'a> {
 
     /// Answers the request with one message of command `cmd`, filled by `fill`.
     pub(crate) fn reply(&self, cmd: u8, fill: impl FnOnce(&mut Message<'_>) -> Result) -> Result {
+        self.prepare_reply(cmd)?.send(fill)
+    }
+
+    /// Allocates the reply of command `cmd` now, to be filled and sent once a change is made:
+    /// a change then never stands unanswered for want of memory.
+    pub(crate) fn prepare_reply(&self, cmd: u8) -> Result<Reply<'_>> {
         let skb = OwnedMessage::new()?;
         // SAFETY: `skb` is a fresh message; `info` is live (type invariant) and names the
         // requester and the registered family.
         let header = unsafe { b::genlmsg_put_reply(skb.0.as_ptr(), self.info.as_ptr(), self.family(), 0, cmd) };
-        if header.is_null() {
-            return Err(message_full());
-        }
-        // INVARIANT: `skb` is owned here until it is sent or freed.
-        fill(&mut Message { skb: skb.0, _skb: PhantomData })?;
-        let skb = skb.finish(header);
-        // SAFETY: `skb` is a complete message whose ownership `genlmsg_reply` takes; `info` is
-        // live.
-        to_result(unsafe { b::genlmsg_reply(skb, self.info.as_ptr()) })
+        let header = NonNull::new(header).ok_or_else(message_full)?;
+        // INVARIANT: `header` was just put into `skb`.
+        Ok(Reply { skb, header, request: self })
     }
 
     /// Sends one message of command `cmd`, filled by `fill`, to the listeners of multicast
     /// group `group` in the requester's namespace. Nothing is built without listeners.
     pub(crate) fn notify(&self, group: u32, cmd: u8, fill: impl FnOnce(&mut Message<'_>) -> Result) -> Result {
         let (family, net) = (self.family(), self.net.as_raw());
-        // SAFETY: the family is registered, `net` is live, `group` is checked by the callee.
-        if unsafe { b::genl_has_listeners(family, net, group) } == 0 {
+        // SAFETY: `info` names the registered family (`Request` invariant).
+        if group >= u32::from(unsafe { (*family).n_mcgrps }) {
+            // The callees would WARN, and `genlmsg_multicast_netns` would not free the message.
+            return Err(EINVAL);
+        }
+        // SAFETY: the family is registered, `net` is live, `group` is one of its groups.
+        if unsafe { b::genl_has_listeners(family, net, group) } <= 0 {
             return Ok(());
         }
         let skb = OwnedMessage::new()?;
@@ -339,6 +348,29 @@ impl Drop for OwnedMessage {
     fn drop(&mut self) {
         // SAFETY: the message is owned by `self` and was never sent.
         unsafe { b::nlmsg_free(self.0.as_ptr()) };
+    }
+}
+
+/// A reply being prepared ([`Request::prepare_reply`]).
+///
+/// # Invariants
+///
+/// `header` is the generic netlink header `genlmsg_put_reply` put into `skb`.
+pub(crate) struct Reply<'a> {
+    skb: OwnedMessage,
+    header: NonNull<core::ffi::c_void>,
+    request: &'a Request<'a>,
+}
+
+impl Reply<'_> {
+    /// Fills the reply with `fill` and sends it to the requester.
+    pub(crate) fn send(self, fill: impl FnOnce(&mut Message<'_>) -> Result) -> Result {
+        // INVARIANT: `skb` is owned here until it is sent or freed.
+        fill(&mut Message { skb: self.skb.0, _skb: PhantomData })?;
+        let skb = self.skb.finish(self.header.as_ptr());
+        // SAFETY: `skb` is a complete message whose ownership `genlmsg_reply` takes; the
+        // request's info is live (`Request` invariant).
+        to_result(unsafe { b::genlmsg_reply(skb, self.request.info.as_ptr()) })
     }
 }
 
@@ -416,11 +448,11 @@ impl Dump<'_> {
 /// # Safety
 ///
 /// Called by generic netlink with `net` the namespace of a request that is being handled:
-/// the requester's socket holds a reference to it.
+/// the requester's user socket holds a reference to it.
 unsafe fn state_of<'a, T: Family>(net: &'a Net) -> &'a T::State<'a> {
     // SAFETY: a namespace with a user socket in it has finished its set-up (its `init` for
     // `T` succeeded: the socket could not exist otherwise) and cannot start its teardown while
-    // the socket holds it; `T`'s subsystem is registered, since [`Registration`] unregisters
+    // the socket holds it (no kernel code sends this family requests from kernel sockets); `T`'s subsystem is registered, since [`Registration`] unregisters
     // the family, which waits for running `doit` calls and whose dumps pin the module, first.
     unsafe { pernet::state::<T>(net) }
 }
@@ -429,7 +461,7 @@ unsafe extern "C" fn doit<T: Family>(_skb: *mut b::sk_buff, info: *mut b::genl_i
     from_result(|| {
         let info = NonNull::new(info).ok_or(EINVAL)?;
         // SAFETY: generic netlink passes the live info of the request; its namespace is the
-        // requester's, held by the requester's socket.
+        // requester's, held by the requester's user socket.
         let net = unsafe { Net::from_raw(b::genl_info_net(info.as_ptr())) };
         // SAFETY: `net` is the namespace of the request being handled.
         let state = unsafe { state_of::<T>(net) };
@@ -442,8 +474,10 @@ unsafe extern "C" fn doit<T: Family>(_skb: *mut b::sk_buff, info: *mut b::genl_i
 unsafe extern "C" fn dumpit<T: Family>(skb: *mut b::sk_buff, cb: *mut b::netlink_callback) -> c_int {
     from_result(|| {
         let (skb, cb) = (NonNull::new(skb).ok_or(EINVAL)?, NonNull::new(cb).ok_or(EINVAL)?);
-        // SAFETY: the callback's request buffer belongs to the requester's socket, whose
-        // namespace it holds.
+        // SAFETY: `cb->skb` is the dump request, owned by the namespace's kernel generic
+        // netlink socket: its namespace is the requester's. Dump calls run only from the
+        // requesting user socket's sendmsg and recvmsg (the dump state lives in that socket),
+        // and that socket holds the namespace.
         let net = unsafe { Net::from_raw(b::ipvs_gue_sock_net_of((*cb.as_ptr()).skb)) };
         // SAFETY: `net` is the namespace of the dump being handled.
         let state = unsafe { state_of::<T>(net) };
@@ -455,13 +489,24 @@ unsafe extern "C" fn dumpit<T: Family>(skb: *mut b::sk_buff, cb: *mut b::netlink
     })
 }
 
-/// The C policy tables of a family, built from its [`AttrPolicy`] tables; nested tables are
-/// built before the tables that point to them and never move (each is its own allocation).
-struct Policies(KVec<KVec<b::nla_policy>>);
+/// The request policy of an operation that takes no attributes.
+const TAKES_NOTHING: &[AttrPolicy] = &[AttrPolicy::Unsupported, AttrPolicy::Unsupported];
+
+/// The C policy tables of a family, built from its [`AttrPolicy`] tables, each once however
+/// often it is used (as the controller then lists it); nested tables are built before the
+/// tables that point to them and never move (each is its own allocation).
+struct Policies(KVec<(*const AttrPolicy, KVec<b::nla_policy>)>);
 
 impl Policies {
     /// Builds `table` (and what it nests) and returns a pointer to it, valid while `self` lives.
-    fn build(&mut self, table: &[AttrPolicy]) -> Result<*const b::nla_policy> {
+    /// A table has entry 0 (attribute type 0 does not exist) and at least one attribute.
+    fn build(&mut self, table: &'static [AttrPolicy]) -> Result<*const b::nla_policy> {
+        if table.len() < 2 || !matches!(table[0], AttrPolicy::Unsupported) {
+            return Err(EINVAL);
+        }
+        if let Some((_, built)) = self.0.iter().find(|(from, _)| *from == table.as_ptr()) {
+            return Ok(built.as_ptr());
+        }
         let mut built = KVec::with_capacity(table.len(), GFP_KERNEL)?;
         for policy in table {
             let mut c = b::nla_policy::default();
@@ -492,7 +537,7 @@ impl Policies {
             built.push(c, GFP_KERNEL)?;
         }
         let ptr = built.as_ptr();
-        self.0.push(built, GFP_KERNEL)?;
+        self.0.push((table.as_ptr(), built), GFP_KERNEL)?;
         Ok(ptr)
     }
 }
@@ -538,8 +583,12 @@ impl<T: Family> Registration<T> {
         let mut ops = KVec::with_capacity(T::OPERATIONS.len(), GFP_KERNEL)?;
         let mut previous: Option<&Operation> = None;
         for op in T::OPERATIONS {
-            // Generic netlink's own order check would WARN; refuse quietly instead.
-            if previous.is_some_and(|p| (p.cmd, p.kind == OperationKind::Dump) >= (op.cmd, op.kind == OperationKind::Dump)) {
+            // Generic netlink's own checks would WARN; refuse quietly instead: sorted by
+            // command, a command's `Do` before its `Dump`, both with the same permission.
+            if previous.is_some_and(|p| {
+                (p.cmd, p.kind == OperationKind::Dump) >= (op.cmd, op.kind == OperationKind::Dump)
+                    || (p.cmd == op.cmd && p.admin != op.admin)
+            }) {
                 return Err(EINVAL);
             }
             previous = Some(op);
@@ -556,10 +605,11 @@ impl<T: Family> Registration<T> {
                     c.__bindgen_anon_1.__bindgen_anon_2.dumpit = Some(dumpit::<T>);
                 }
             }
-            if !op.request.is_empty() {
-                c.policy = policies.build(op.request)?;
-                c.maxattr = u32::try_from(op.request.len() - 1).map_err(|_| EINVAL)?;
-            }
+            // Without a policy generic netlink would not parse the request at all (any
+            // attribute would pass): an operation that takes nothing gets one refusing all.
+            let request = if op.request.is_empty() { TAKES_NOTHING } else { op.request };
+            c.policy = policies.build(request)?;
+            c.maxattr = u32::try_from(request.len() - 1).map_err(|_| EINVAL)?;
             ops.push(c, GFP_KERNEL)?;
         }
         let mut groups = KVec::with_capacity(T::MULTICAST_GROUPS.len(), GFP_KERNEL)?;

@@ -109,6 +109,10 @@ netlink_checks() {
     --do server-get --json "{\"address\": \"$NL_A2\"}"
   nl_refuse "server-edit with nothing to change" "Invalid argument" "nothing to edit" - \
     --do server-edit --json "{\"address\": \"$NL_A1\"}"
+  nl_refuse "table-flush carrying an attribute (it takes none)" "Invalid argument" "Unknown attribute type" .count \
+    --do table-flush --json '{"count": 0}'
+  nl_refuse "a table-replace server without a port" "Invalid argument" "missing port" - \
+    --do table-replace --json "{\"server\": [{\"address\": \"$NL_A2\"}]}"
 
   tap_check "netlink: server-edit csum udp" nl_do nltest --do server-edit --json "{\"address\": \"$NL_A1\", \"csum\": \"udp\"}"
   tap_check "netlink: the edit changed only the checksum mode" \

@@ -129,8 +129,9 @@ def main():
             request = op.yaml.get(mode, {}).get('request', {}).get('attributes', [])
             idx = op_policy.get(op.req_value, {}).get(mode)
             if not request:
-                if idx is not None:
-                    problems.append(f"{op.name} {mode}: kernel has a request policy, the spec takes nothing")
+                # A policy refusing everything lists no attribute.
+                if idx is not None and policies.get(idx):
+                    problems.append(f"{op.name} {mode}: kernel takes {sorted(policies[idx])}, the spec nothing")
                 continue
             if idx is None:
                 problems.append(f"{op.name} {mode}: kernel has no request policy")
