@@ -75,7 +75,7 @@ impl Family for GueNamespaces {
     }
 
     fn dumpit(slot: &NetnsSlot<'_>, dump: &mut Dump<'_>) -> Result {
-        let resume = slot.netns().listing(|listing| {
+        let resume = slot.netns().listing(|listing| -> Result<usize> {
             // Before the messages: each is checked against the version it is filled from.
             dump.set_generation(listing.generation());
             for (slot, addr, server, stats) in listing.servers_from(dump.position()) {
