@@ -23,14 +23,14 @@ use crate::gue_core::text::FixedText;
 use crate::net::genetlink::{Attr, AttrPolicy, Dump, Family, Message, Operation, OperationKind, Request};
 use crate::netns::{GueNamespaces, NetnsSlot, Refusal, TableSummary};
 
-use AttrPolicy::{Be16, Binary, Nested, Unsupported, U8};
+use AttrPolicy::{Binary, Nested, Unsupported, U16, U8};
 
 /// An address: 4 (IPv4) or 16 (IPv6) bytes; other lengths in between are refused by the
 /// module with a message ([`WireError::BadAddressLength`]).
 const ADDRESS: AttrPolicy = Binary { min_len: 4, max_len: 16 };
 
 /// The server attributes a request may carry, indexed by `server_attr` (no `stats`).
-const SERVER_SETTINGS: &[AttrPolicy] = &[Unsupported, ADDRESS, Be16 { min: 1 }, U8 { max: CSUM_WIRE_MAX }, ADDRESS];
+const SERVER_SETTINGS: &[AttrPolicy] = &[Unsupported, ADDRESS, U16 { min: 1 }, U8 { max: CSUM_WIRE_MAX }, ADDRESS];
 /// Only the address (`server-del`, `server-get`).
 const SERVER_KEY: &[AttrPolicy] = &[Unsupported, ADDRESS];
 /// Repeated `server` nests (`table-replace`).
@@ -94,7 +94,7 @@ impl Family for GueNamespaces {
 /// Writes one server's attributes.
 fn put_server(msg: &mut Message<'_>, addr: &InetAddr, server: &RealServer, stats: &StatsSnapshot) -> Result {
     msg.put_bytes(server_attr::ADDRESS, addr.octets())?;
-    msg.put_be16(server_attr::PORT, server.config.port)?;
+    msg.put_u16(server_attr::PORT, server.config.port)?;
     msg.put_u8(server_attr::CSUM, csum_to_wire(server.config.csum))?;
     msg.put_bytes(server_attr::OUTER, server.config.outer.octets())?;
     msg.put_nested(server_attr::STATS, |msg| {
@@ -202,7 +202,8 @@ impl Handler<'_> {
         &self,
         change: impl FnOnce(&mut RealServerTable) -> core::result::Result<crate::gue_core::table::Applied, ConfigError>,
     ) -> Result {
-        let reply = self.request.prepare_reply(cmd::TABLE_GET)?;
+        // A reply carries the command it answers (the client matches on it).
+        let reply = self.request.prepare_reply(self.request.cmd())?;
         let announce = |summary: &TableSummary| {
             // As in `write_server`: the change stands even if the announcement cannot be made.
             let _ = self.request.notify(GROUP_CONFIG, cmd::TABLE_CHANGE_NTF, |msg| put_summary(msg, summary));

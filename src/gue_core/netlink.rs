@@ -38,7 +38,7 @@ pub mod cmd {
 pub mod server_attr {
     /// The IPVS real server address, 4 or 16 bytes.
     pub const ADDRESS: u16 = 1;
-    /// Outer destination UDP port, big-endian `u16`.
+    /// Outer destination UDP port, `u16` in host byte order.
     pub const PORT: u16 = 2;
     /// Checksum mode, `u8` ([`super::csum_to_wire`]).
     pub const CSUM: u16 = 3;
@@ -185,7 +185,7 @@ pub fn decode_server<'a>(
             }
             server_attr::PORT if op != ServerOp::Delete => {
                 let bytes = payload.get(..2).ok_or(fault(WireError::Truncated))?;
-                let port = u16::from_be_bytes([bytes[0], bytes[1]]);
+                let port = u16::from_ne_bytes([bytes[0], bytes[1]]);
                 if port == 0 {
                     return Err(fault(WireError::ZeroPort));
                 }

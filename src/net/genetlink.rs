@@ -37,8 +37,8 @@ pub(crate) enum AttrPolicy {
     Unsupported,
     /// A `u8` at most `max` (`NLA_POLICY_MAX(NLA_U8, max)`).
     U8 { max: u8 },
-    /// A big-endian `u16` at least `min` (`NLA_POLICY_MIN(NLA_BE16, min)`).
-    Be16 { min: u16 },
+    /// A `u16` at least `min` (`NLA_POLICY_MIN(NLA_U16, min)`).
+    U16 { min: u16 },
     /// Bytes, `min_len..=max_len` of them (`NLA_POLICY_RANGE(NLA_BINARY, min, max)`).
     Binary { min_len: u16, max_len: u16 },
     /// Attributes nested inside, validated by the given table (`NLA_POLICY_NESTED`).
@@ -162,8 +162,8 @@ impl Message<'_> {
         self.put(ty, &[value])
     }
 
-    pub(crate) fn put_be16(&mut self, ty: u16, value: u16) -> Result {
-        self.put(ty, &value.to_be_bytes())
+    pub(crate) fn put_u16(&mut self, ty: u16, value: u16) -> Result {
+        self.put(ty, &value.to_ne_bytes())
     }
 
     pub(crate) fn put_u32(&mut self, ty: u16, value: u32) -> Result {
@@ -517,8 +517,8 @@ impl Policies {
                     c.validation_type = b::nla_policy_validation_NLA_VALIDATE_MAX as u8;
                     c.__bindgen_anon_1.__bindgen_anon_1.max = i16::from(max);
                 }
-                AttrPolicy::Be16 { min } => {
-                    c.type_ = b::NLA_BE16 as u8;
+                AttrPolicy::U16 { min } => {
+                    c.type_ = b::NLA_U16 as u8;
                     c.validation_type = b::nla_policy_validation_NLA_VALIDATE_MIN as u8;
                     c.__bindgen_anon_1.__bindgen_anon_1.min = i16::try_from(min).map_err(|_| EINVAL)?;
                 }

@@ -46,9 +46,11 @@ nl_refuse() {
     *) case "$out" in *"'miss-type': '$where'"*) ;; *) tap_fail "netlink: $name names missing $where (got: $(echo "$out" | grep extack))"; return ;; esac ;;
   esac
   [ "$before" = "$after" ] || { tap_fail "netlink: $name leaves the table unchanged ($before -> $after)"; return; }
-  tap_ok "netlink: $name → $errno, '$message'${where#-}, table unchanged"
+  tap_ok "netlink: $name → $errno, '$message'$([ "$where" = - ] || echo " at $where"), table unchanged"
 }
 
+# quietly CMD...: CMD succeeds; its output is not wanted.
+quietly() { "$@" >/dev/null 2>&1; }
 # The addresses the dump lists in NS, sorted, one line.
 nl_dumped() { ynl "$1" --dump server-get | jq -r '.[].address' | sort | tr '\n' ' '; }
 # The addresses the proc listing shows in NS, sorted, one line.
@@ -124,7 +126,7 @@ netlink_checks() {
     || case "$out" in *"Operation not permitted"*) tap_ok "netlink: table-flush without CAP_NET_ADMIN over the namespace → EPERM" ;;
          *) tap_fail "netlink: table-flush without CAP_NET_ADMIN → EPERM (got: $(echo "$out" | head -n 2))" ;; esac
   tap_check "netlink: reading needs no privilege (table-get in a user namespace)" \
-    nsx nltest unshare -U -r python3 "$YNL_DIR/cli.py" --spec "$YNL_SPEC" --do table-get >/dev/null
+    quietly nsx nltest unshare -U -r python3 "$YNL_DIR/cli.py" --spec "$YNL_SPEC" --do table-get
   out=$(unshare -U -r -n sh -c "python3 $YNL_DIR/cli.py --spec $YNL_SPEC --do server-add --json '{\"address\": \"$NL_A2\", \"port\": 7}' && python3 $YNL_DIR/cli.py --spec $YNL_SPEC --output-json --dump server-get" 2>&1)
   case "$out" in
     *'"address": "10.8.0.2"'*) case "$out" in *10.8.0.1*) tap_fail "netlink: a user-owned namespace sees only its own table ($out)" ;;
@@ -145,7 +147,7 @@ netlink_checks() {
   nl_refuse "table-replace listing 10.8.0.1 twice" "File exists" "server 2: 10.8.0.1 listed twice" .server \
     --do table-replace --json "{\"server\": [{\"address\": \"$NL_A1\", \"port\": 1}, {\"address\": \"$NL_A1\", \"port\": 2}]}"
   nl_refuse "table-replace with a bad address in server 2" "Invalid argument" "address must be 4" .server.address \
-    --do table-replace --json "{\"server\": [{\"address\": \"$NL_A2\", \"port\": 1}, {\"address\": \"0a08\", \"port\": 2}]}"
+    --do table-replace --json "{\"server\": [{\"address\": \"$NL_A2\", \"port\": 1}, {\"address\": \"0a08000101\", \"port\": 2}]}"
   capacity=$(ynl nltest --do table-get | jq .capacity)
   nl_refuse "table-replace with $((capacity + 1)) servers" "No space left on device" "server $((capacity + 1)): table full" .server \
     --do table-replace --json "$(replace_json $((capacity + 1)))"

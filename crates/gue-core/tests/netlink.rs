@@ -17,7 +17,7 @@ fn fault(attr: Option<usize>, error: WireError) -> Result<Command, WireFault> {
 
 #[test]
 fn add_defaults_to_no_checksum_and_the_address_as_outer() {
-    let got = decode(ServerOp::Add, &[(server_attr::ADDRESS, &A1), (server_attr::PORT, &[0x15, 0x7d])]);
+    let got = decode(ServerOp::Add, &[(server_attr::ADDRESS, &A1), (server_attr::PORT, &5501u16.to_ne_bytes())]);
     let addr = InetAddr::v4(A1);
     assert_eq!(got, Ok(Command::Add(addr, RealServerConfig { outer: addr, port: 5501, csum: ChecksumMode::None })));
 }
@@ -26,7 +26,7 @@ fn add_defaults_to_no_checksum_and_the_address_as_outer() {
 fn add_takes_every_setting_of_either_family() {
     let got = decode(
         ServerOp::Add,
-        &[(server_attr::ADDRESS, &B1), (server_attr::PORT, &[0x17, 0xc0]), (server_attr::CSUM, &[2]), (server_attr::OUTER, &A1)],
+        &[(server_attr::ADDRESS, &B1), (server_attr::PORT, &6080u16.to_ne_bytes()), (server_attr::CSUM, &[2]), (server_attr::OUTER, &A1)],
     );
     let config = RealServerConfig { outer: InetAddr::v4(A1), port: 6080, csum: ChecksumMode::RemoteOffload };
     assert_eq!(got, Ok(Command::Add(InetAddr::v6(B1), config)));
