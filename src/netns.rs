@@ -210,11 +210,9 @@ impl ProcFileHandler for Netns {
     fn show(&self, out: &mut SeqFile) -> fmt::Result {
         let writer = self.writer.lock();
         format_listing_header(out)?;
-        let rcu = RcuReadGuard::new();
-        for (addr, server) in self.servers.read(&rcu).table.iter() {
-            let stats = self.stats[usize::from(server.stats_slot)].snapshot();
-            format_listing_row(out, addr, server, &stats)?;
-        }
+        self.listing(|listing| {
+            listing.servers_from(0).try_for_each(|(_, addr, server, stats)| format_listing_row(out, addr, server, &stats))
+        })?;
         if let Some(message) = &writer.last_error {
             writeln!(out, "# last error: {}", message.as_str())?;
         }

@@ -126,9 +126,7 @@ impl RealServerTable {
 
     /// The servers with their addresses, in stats slot order.
     pub fn iter(&self) -> impl Iterator<Item = (&InetAddr, &RealServer)> {
-        self.entries
-            .iter()
-            .filter_map(|e| e.as_ref().map(|e| (&e.addr, &e.server)))
+        self.iter_from(0).map(|(_, addr, server)| (addr, server))
     }
 
     /// The servers in slots `first..`, with their addresses, in stats slot order: a listing

@@ -452,8 +452,9 @@ impl Dump<'_> {
 unsafe fn state_of<'a, T: Family>(net: &'a Net) -> &'a T::State<'a> {
     // SAFETY: a namespace with a user socket in it has finished its set-up (its `init` for
     // `T` succeeded: the socket could not exist otherwise) and cannot start its teardown while
-    // the socket holds it (no kernel code sends this family requests from kernel sockets); `T`'s subsystem is registered, since [`Registration`] unregisters
-    // the family, which waits for running `doit` calls and whose dumps pin the module, first.
+    // the socket holds it (no kernel code sends this family requests from kernel sockets);
+    // `T`'s subsystem is registered, since [`Registration`] unregisters the family, which
+    // waits for running `doit` calls and whose dumps pin the module, first.
     unsafe { pernet::state::<T>(net) }
 }
 
