@@ -24,7 +24,8 @@ impl LocalOutHook for Netns {
             return skb.accept();
         }
         let rcu = RcuReadGuard::new();
-        let servers = &self.servers.read(&rcu).table;
+        let published = self.servers.read(&rcu);
+        let servers = &published.table;
         // A real server that is this host gets the packet delivered locally by IPVS itself
         // (`ip_vs_send_or_cont(.., local)` accepts it into LOCAL_OUT), as C's tunnel path does.
         if servers.is_empty() || skb.route_is_local() {
@@ -51,11 +52,14 @@ impl LocalOutHook for Netns {
         let Some(server) = servers.get(&real_server) else {
             return skb.accept();
         };
-        let stats = &self.stats[usize::from(server.stats_slot)];
         let (skb, verdict) = skb.steal();
-        match encap::transmit(net, skb, &server.config, packet.key.icmp_relay) {
-            Ok(sent) => stats.record_tx(sent.bytes, sent.gso),
-            Err(reason) => stats.record_drop(reason),
+        let sent = encap::transmit(net, skb, &server.config, packet.key.icmp_relay);
+        // After the send: this CPU's counters, on the CPU the sender now runs on.
+        if let Some(stats) = published.counters.this_cpu(server.stats_slot) {
+            match sent {
+                Ok(sent) => stats.record_tx(sent.bytes, sent.gso),
+                Err(reason) => stats.record_drop(reason),
+            }
         }
         verdict
     }

@@ -15,6 +15,7 @@ use kernel::prelude::*;
 // them denies it.
 #[allow(unsafe_code)]
 mod bindings;
+mod counters;
 mod encap;
 // Shared verbatim with the userspace crate, whose CLI and tests use the parts the module does
 // not; its `pub` API is crate-private here.
@@ -26,6 +27,7 @@ mod hook;
 mod net;
 mod netlink;
 mod netns;
+mod table_storage;
 
 module! {
     type: IpvsGue,

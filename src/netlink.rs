@@ -18,10 +18,11 @@ use crate::gue_core::netlink::{
     cmd, csum_to_wire, decode_server, server_attr, stats_attr, table_attr, ServerOp, WireError, CSUM_WIRE_MAX,
 };
 use crate::gue_core::stats::StatsSnapshot;
-use crate::gue_core::table::{RealServer, RealServerTable};
+use crate::gue_core::table::{RealServer, Refusal};
 use crate::gue_core::text::FixedText;
 use crate::net::genetlink::{Attr, AttrPolicy, Dump, Family, Message, Operation, OperationKind, Request};
-use crate::netns::{GueNamespaces, NetnsSlot, Refusal, TableSummary};
+use crate::netns::{GueNamespaces, NetnsSlot, TableSummary};
+use crate::table_storage::Table;
 
 use AttrPolicy::{Binary, Nested, Unsupported, U16, U8};
 
@@ -67,7 +68,7 @@ impl Family for GueNamespaces {
             cmd::SERVER_DEL => handler.write_server(ServerOp::Delete),
             cmd::SERVER_GET => handler.get_server(),
             cmd::TABLE_GET => handler.reply_summary(slot.netns().summary()),
-            cmd::TABLE_FLUSH => handler.write_table(|table| table.apply_in_place(&Command::Flush)),
+            cmd::TABLE_FLUSH => handler.write_table(|table| table.apply(&Command::Flush)),
             cmd::TABLE_REPLACE => handler.replace_table(),
             // Generic netlink only calls `doit` for the commands above.
             _ => Err(EINVAL),
@@ -176,7 +177,7 @@ impl Handler<'_> {
             };
         };
         netns
-            .update(|table| table.apply_in_place(&command), announce)
+            .update(|table| table.apply(&command), announce)
             .map_err(|refusal| self.refused(refusal, self.request.attr(server_attr::ADDRESS).as_ref()))?;
         Ok(())
     }
@@ -198,10 +199,7 @@ impl Handler<'_> {
 
     /// A whole-table change: announced, then answered with the new summary (the reply is
     /// allocated first, so a change made is never left unanswered for want of memory).
-    fn write_table(
-        &self,
-        change: impl FnOnce(&mut RealServerTable) -> core::result::Result<crate::gue_core::table::Applied, ConfigError>,
-    ) -> Result {
+    fn write_table(&self, change: impl FnMut(&mut Table) -> core::result::Result<(), ConfigError>) -> Result {
         // A reply carries the command it answers (the client matches on it).
         let reply = self.request.prepare_reply(self.request.cmd())?;
         let announce = |summary: &TableSummary| {
@@ -215,10 +213,12 @@ impl Handler<'_> {
     /// `table-replace`: every `server` nest is decoded and checked (duplicates, capacity)
     /// into a new table before anything changes.
     fn replace_table(&self) -> Result {
-        let mut wanted = KBox::new(RealServerTable::new(), GFP_KERNEL)?;
-        for (index, server) in self.request.attrs().filter(|a| a.ty() == table_attr::SERVER).enumerate() {
+        let servers = || self.request.attrs().filter(|a| a.ty() == table_attr::SERVER);
+        let mut wanted = Table::with_capacity(servers().count())
+            .ok_or_else(|| self.request.fail(ENOMEM, None, "out of memory for the new table"))?;
+        for (index, server) in servers().enumerate() {
             let command = self.decode(ServerOp::Add, Some(&server), server.nested())?;
-            wanted.apply_in_place(&command).map_err(|error| {
+            wanted.apply(&command).map_err(|error| {
                 let mut text = ErrorText::new();
                 let _ = match error {
                     ConfigError::AlreadyExists(addr) => write!(text, "server {}: {addr} listed twice", index + 1),

@@ -12,30 +12,34 @@ use kernel::c_str;
 use kernel::error::{code::ENOMEM, Error, Result};
 use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::Arc;
 
+use crate::counters::Counters;
 use crate::gue_core::addr::InetAddr;
 use crate::gue_core::config::{parse_command_bytes, ConfigError};
-use crate::gue_core::stats::{format_listing_header, format_listing_row, ServerStats, StatsSnapshot};
-use crate::gue_core::table::{Applied, RealServer, RealServerTable, MAX_REAL_SERVERS};
+use crate::gue_core::stats::{format_listing_header, format_listing_row, StatsSnapshot};
+use crate::gue_core::table::{RealServer, Refusal, MAX_REAL_SERVERS};
 use crate::gue_core::text::FixedText;
 use crate::net::netfilter::Registration;
 use crate::net::pernet::{Namespace, PernetId, PernetState};
 use crate::net::proc::{ProcEntry, ProcFileHandler, SeqFile};
-use crate::net::rcu::{RcuBox, RcuReadGuard};
+use crate::net::rcu::{RcuBox, RcuReadGuard, RcuWriter};
+use crate::table_storage::Table;
 
 /// One rejected command's message, kept for `# last error:` in the listing.
 type Message = FixedText<192>;
 
-/// Writer-side state, serialised by [`Netns::writer`].
-struct WriterState {
+/// Writer-side state, serialised by the writers' lock of [`Netns::servers`].
+pub(crate) struct WriterState {
     last_error: Option<Message>,
 }
 
 /// A version of the configuration, published whole.
 pub(crate) struct Published {
     /// Real servers by IPVS destination address.
-    pub(crate) table: RealServerTable,
+    pub(crate) table: Table,
+    /// The counters of the table's slots; shared with the versions before and after.
+    pub(crate) counters: Counters,
     /// Bumped by every change, never 0; published with the table it numbers, so a listing
     /// read under one RCU guard never pairs a table with another version's number.
     generation: u32,
@@ -45,18 +49,16 @@ pub(crate) struct Published {
 #[pin_data]
 pub(crate) struct Netns {
     /// The configuration; replaced whole on every change.
-    pub(crate) servers: RcuBox<Published>,
-    /// Counters by stats slot; they outlive table copies, so updates never lose counts.
-    pub(crate) stats: [ServerStats; MAX_REAL_SERVERS],
     #[pin]
-    writer: Mutex<WriterState>,
+    pub(crate) servers: RcuBox<Published, WriterState>,
 }
+
+type Writer<'a> = RcuWriter<'a, Published, WriterState>;
 
 /// A consistent view of one version of the configuration, for listings: valid inside the
 /// RCU read-side section it was taken in.
 pub(crate) struct Listing<'a> {
     published: &'a Published,
-    stats: &'a [ServerStats; MAX_REAL_SERVERS],
 }
 
 impl Listing<'_> {
@@ -64,7 +66,7 @@ impl Listing<'_> {
         self.published.generation
     }
 
-    /// The servers in stats slots `first..`, in slot order, with their counters.
+    /// The servers in slots `first..`, in slot order, with their counters.
     pub(crate) fn servers_from(
         &self,
         first: usize,
@@ -72,21 +74,7 @@ impl Listing<'_> {
         self.published
             .table
             .iter_from(first)
-            .map(|(slot, addr, server)| (slot, addr, server, self.stats[slot].snapshot()))
-    }
-}
-
-/// Why a change was not made.
-pub(crate) enum Refusal {
-    /// No memory for the new table.
-    NoMemory,
-    /// The change itself is invalid; the table is as it was.
-    Config(ConfigError),
-}
-
-impl From<ConfigError> for Refusal {
-    fn from(error: ConfigError) -> Self {
-        Refusal::Config(error)
+            .map(|(slot, addr, server)| (slot, addr, server, self.published.counters.snapshot(server.stats_slot)))
     }
 }
 
@@ -96,74 +84,76 @@ pub(crate) struct TableSummary {
     /// Bumped by every published change; never 0.
     pub(crate) generation: u32,
     pub(crate) count: usize,
+    /// Most servers the table may hold.
     pub(crate) capacity: usize,
+}
+
+impl Published {
+    fn summary(&self) -> TableSummary {
+        TableSummary { generation: self.generation, count: self.table.len(), capacity: MAX_REAL_SERVERS }
+    }
 }
 
 impl Netns {
     fn new() -> Result<impl PinInit<Self, Error>> {
-        let first = KBox::new(Published { table: RealServerTable::new(), generation: 1 }, GFP_KERNEL)?;
+        let table = Table::with_capacity(0).ok_or(ENOMEM)?;
+        let counters = Counters::covering(None, table.slot_span())?;
+        let first = KBox::new(Published { table, counters, generation: 1 }, GFP_KERNEL)?;
         Ok(try_pin_init!(Self {
-            servers: RcuBox::new(first),
-            stats: [const { ServerStats::new() }; MAX_REAL_SERVERS],
-            writer <- new_mutex!(WriterState { last_error: None }),
+            servers <- RcuBox::new(first, new_mutex!(WriterState { last_error: None })),
         }? Error))
     }
 
     /// Applies `change` to a copy of the table and publishes the copy only if it succeeds:
-    /// a refused change leaves the configuration exactly as it was. `announce` runs after the
-    /// change is published, before the next writer's change: announcements keep their order.
+    /// a refused change leaves the configuration exactly as it was. `change` may run more than
+    /// once (on a bigger copy when one is full). `announce` runs after the change is
+    /// published, before the next writer's change: announcements keep their order.
     pub(crate) fn update(
         &self,
-        change: impl FnOnce(&mut RealServerTable) -> core::result::Result<Applied, ConfigError>,
+        change: impl FnMut(&mut Table) -> core::result::Result<(), ConfigError>,
         announce: impl FnOnce(&TableSummary),
     ) -> core::result::Result<TableSummary, Refusal> {
-        let _writer = self.writer.lock();
-        let summary = self.update_locked(change)?;
+        let mut writer = self.servers.write();
+        let summary = Self::update_locked(&mut writer, change)?;
         announce(&summary);
         Ok(summary)
     }
 
     fn update_locked(
-        &self,
-        change: impl FnOnce(&mut RealServerTable) -> core::result::Result<Applied, ConfigError>,
+        writer: &mut Writer<'_>,
+        change: impl FnMut(&mut Table) -> core::result::Result<(), ConfigError>,
     ) -> core::result::Result<TableSummary, Refusal> {
-        // Allocate before the read-side section: GFP_KERNEL may sleep, which RCU readers must
-        // not. Copying the table then needs no allocation.
-        let mut next = KBox::new(Published { table: RealServerTable::new(), generation: 0 }, GFP_KERNEL)
-            .map_err(|_| Refusal::NoMemory)?;
-        {
-            let rcu = RcuReadGuard::new();
-            let current = self.servers.read(&rcu);
-            next.table.clone_from(&current.table);
-            next.generation = match current.generation.wrapping_add(1) {
-                0 => 1,
-                g => g,
-            };
+        // Under the writers' lock the current version cannot change, so the copy is made
+        // outside any RCU read-side section: allocating it may sleep.
+        let current = writer.current();
+        let table = Table::changed(&current.table, change)?;
+        let counters = Counters::covering(Some(&current.counters), table.slot_span()).map_err(|_| Refusal::NoMemory)?;
+        // A fresh slot was free or retired before this change; readers of the current
+        // version stopped counting in it when the change that retired it was published.
+        for slot in table.fresh_slots() {
+            counters.reset(slot as u32);
         }
-        let applied = change(&mut next.table)?;
-        for slot in (0..MAX_REAL_SERVERS).filter(|&slot| applied.allocated.bits() & (1 << slot) != 0) {
-            self.stats[slot].reset();
-        }
-        let summary = TableSummary {
-            generation: next.generation,
-            count: next.table.len(),
-            capacity: next.table.capacity(),
+        let generation = match current.generation.wrapping_add(1) {
+            0 => 1,
+            g => g,
         };
-        self.servers.replace(next);
+        let next =
+            KBox::new(Published { table, counters, generation }, GFP_KERNEL).map_err(|_| Refusal::NoMemory)?;
+        let summary = next.summary();
+        writer.publish(next);
         Ok(summary)
     }
 
     /// Applies every command in `input` (one per line), all or nothing.
     fn configure(&self, input: &[u8]) -> Result {
-        let mut writer = self.writer.lock();
+        let mut writer = self.servers.write();
         let mut line_number = 0;
-        let updated = self.update_locked(|table| {
-            let mut applied = Applied::default();
+        let updated = Self::update_locked(&mut writer, |table| {
             for (index, line) in input.split(|&c| c == b'\n').enumerate() {
                 line_number = index + 1;
-                applied.merge(parse_command_bytes(line).and_then(|command| table.apply_in_place(&command))?);
+                parse_command_bytes(line).and_then(|command| table.apply(&command))?;
             }
-            Ok(applied)
+            Ok(())
         });
         match updated {
             Ok(_) => {
@@ -185,30 +175,26 @@ impl Netns {
     /// read-side section: `show` must not sleep.
     pub(crate) fn listing<R>(&self, show: impl FnOnce(&Listing<'_>) -> R) -> R {
         let rcu = RcuReadGuard::new();
-        show(&Listing { published: self.servers.read(&rcu), stats: &self.stats })
+        show(&Listing { published: self.servers.read(&rcu) })
     }
 
     /// The table's size and version.
     pub(crate) fn summary(&self) -> TableSummary {
-        self.listing(|listing| TableSummary {
-            generation: listing.generation(),
-            count: listing.published.table.len(),
-            capacity: listing.published.table.capacity(),
-        })
+        self.listing(|listing| listing.published.summary())
     }
 
     /// The server listed for `addr`, with its counters.
     pub(crate) fn server(&self, addr: &InetAddr) -> Option<(RealServer, StatsSnapshot)> {
         self.listing(|listing| {
             let server = *listing.published.table.get(addr)?;
-            Some((server, self.stats[usize::from(server.stats_slot)].snapshot()))
+            Some((server, listing.published.counters.snapshot(server.stats_slot)))
         })
     }
 }
 
 impl ProcFileHandler for Netns {
     fn show(&self, out: &mut SeqFile) -> fmt::Result {
-        let writer = self.writer.lock();
+        let writer = self.servers.write();
         format_listing_header(out)?;
         self.listing(|listing| {
             listing.servers_from(0).try_for_each(|(_, addr, server, stats)| format_listing_row(out, addr, server, &stats))

@@ -111,6 +111,10 @@ for g in "${groups[@]}"; do
       # (default with the full matrix; LAYOUTS=... selects them, LAYOUTS= none).
       if [ "$g" = rust ]; then
         env+=("UNDER_LOAD=${UNDER_LOAD:-1}")
+        # The 100 000-server replacement under load drives the family with the kernel's YNL.
+        files+=(--file "$TOP/tests/guest/ynl-scale.py:/guest/ynl-scale.py")
+        ynl=$(ynl_guest_files)
+        mapfile -t -O "${#files[@]}" files <<< "$ynl"
         if [ -n "${LAYOUTS+set}" ]; then env+=("LAYOUTS=$LAYOUTS")
         elif [ "$quick" = 0 ] && [ -z "$cells" ]; then env+=("LAYOUTS=4:4:nocsum 4:6:csum 6:4:remcsum 6:6:csum"); fi
       fi ;;

@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Helpers shared by the fuzz targets in `fuzz_targets/`: a byte reader that
-//! never runs dry, a plain model of the real server table that every applied
-//! command is checked against, and independent oracles (`oracle`) for what
-//! gue_core encodes.
+//! never runs dry, a plain model of the real server table that every change
+//! is checked against, independent oracles (`oracle`) for what gue_core
+//! encodes, and the bodies of the two table targets (`table_ops`,
+//! `config_apply`), which live here so that `tests/seeds.rs` can replay their
+//! seed corpora without libFuzzer.
 //!
 //! Only the public API of `gue_core` is used (it is `no_std` and ships just
 //! what the module needs, so the oracles are written here from the RFCs and
 //! `net/ipv4/fou_core.c`).
 
+pub mod config_apply;
 pub mod oracle;
+pub mod table_ops;
+
+use std::collections::HashSet;
 
 use gue_core::addr::InetAddr;
-use gue_core::config::{Command, ConfigError, RealServerConfig};
-use gue_core::table::{Applied, RealServer, RealServerTable, MAX_REAL_SERVERS};
+use gue_core::config::{Command, ConfigError, EditFields, RealServerConfig};
+use gue_core::heap::HeapTable;
+use gue_core::table::{capacity_for, RealServer, Refusal, MAX_REAL_SERVERS, MIN_CAPACITY};
 
 /// Reads fields from fuzzer input; past the end it yields zeros, so every
 /// input maps to some value of every field.
@@ -75,6 +82,17 @@ impl<'a> Bytes<'a> {
     }
 }
 
+/// The capacity the table documents for `servers` servers: the smallest power
+/// of two that holds them, at least `MIN_CAPACITY`, at most
+/// `MAX_REAL_SERVERS`.
+pub fn model_capacity_for(servers: usize) -> usize {
+    let mut capacity = MIN_CAPACITY;
+    while capacity < servers && capacity < MAX_REAL_SERVERS {
+        capacity *= 2;
+    }
+    capacity
+}
+
 /// What the model holds for one server.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ModelEntry {
@@ -82,47 +100,97 @@ pub struct ModelEntry {
     pub addr: InetAddr,
     /// Its settings.
     pub config: RealServerConfig,
-    /// Its stats slot.
-    pub slot: u8,
+    /// Its slot (and stats slot).
+    pub slot: usize,
+    /// Whether the change being made gave it its slot.
+    pub fresh: bool,
+}
+
+impl ModelEntry {
+    /// What the table must return for this server.
+    pub fn server(&self) -> RealServer {
+        RealServer {
+            config: self.config,
+            stats_slot: u32::try_from(self.slot).expect("slots are below MAX_REAL_SERVERS"),
+        }
+    }
 }
 
 /// The obvious implementation of the table's documented behaviour: a list
-/// of servers, stats slots handed out round-robin from a cursor (the first
-/// free slot at or after the one after the last allocation).
-#[derive(Clone, Default, Debug)]
+/// of servers with their slots, the slots freed by the change being made
+/// (retired: not given out again until the next copy), and the allocation
+/// cursor (a new server gets the first slot at or after the cursor, wrapping,
+/// that is neither used nor retired; the cursor then moves past it).
+#[derive(Clone, Debug)]
 pub struct Model {
+    /// Slots: a power of two.
+    pub capacity: usize,
+    /// Where the search for a free slot starts, below `capacity`.
+    pub cursor: usize,
     /// The servers, in no particular order.
     pub entries: Vec<ModelEntry>,
-    /// Where the search for a free slot starts.
-    pub cursor: u8,
+    /// Slots freed since the last copy.
+    pub retired: HashSet<usize>,
 }
 
 impl Model {
+    /// An empty table of `capacity` slots (rounded as `capacity_for`).
+    pub fn new(capacity: usize) -> Model {
+        Model {
+            capacity: model_capacity_for(capacity),
+            cursor: 0,
+            entries: Vec::new(),
+            retired: HashSet::new(),
+        }
+    }
+
     fn position(&self, addr: &InetAddr) -> Option<usize> {
         self.entries.iter().position(|e| e.addr == *addr)
     }
 
-    /// Applies `cmd`, returning the (allocated, freed) stats slot bitmaps
-    /// the table must report, or the error it must fail with (the model is
-    /// then unchanged).
-    pub fn apply(&mut self, cmd: &Command) -> Result<(u64, u64), ConfigError> {
-        let mut allocated = 0u64;
-        let mut freed = 0u64;
+    /// The servers in slot order.
+    pub fn sorted(&self) -> Vec<ModelEntry> {
+        let mut entries = self.entries.clone();
+        entries.sort_by_key(|e| e.slot);
+        entries
+    }
+
+    /// One past the highest slot in use (0 if none).
+    pub fn slot_span(&self) -> usize {
+        self.entries.iter().map(|e| e.slot + 1).max().unwrap_or(0)
+    }
+
+    /// The capacity a copy needs: every used slot, and room for one more
+    /// server.
+    pub fn capacity_needed(&self) -> usize {
+        model_capacity_for(self.slot_span().max(self.entries.len() + 1))
+    }
+
+    /// Applies `cmd`, or returns the error the table must fail with (the
+    /// model is then unchanged).
+    pub fn apply(&mut self, cmd: &Command) -> Result<(), ConfigError> {
         match *cmd {
             Command::Add(addr, config) => {
                 if self.position(&addr).is_some() {
                     return Err(ConfigError::AlreadyExists(addr));
                 }
-                if self.entries.len() >= MAX_REAL_SERVERS {
-                    return Err(ConfigError::TableFull);
-                }
-                let slot = (0..MAX_REAL_SERVERS)
-                    .map(|i| ((usize::from(self.cursor) + i) % MAX_REAL_SERVERS) as u8)
-                    .find(|s| self.entries.iter().all(|e| e.slot != *s))
-                    .expect("a table below capacity has a free slot");
-                self.entries.push(ModelEntry { addr, config, slot });
-                self.cursor = ((usize::from(slot) + 1) % MAX_REAL_SERVERS) as u8;
-                allocated |= 1 << slot;
+                let taken: HashSet<usize> = self
+                    .entries
+                    .iter()
+                    .map(|e| e.slot)
+                    .chain(self.retired.iter().copied())
+                    .collect();
+                let slot = (0..self.capacity)
+                    .map(|i| (self.cursor + i) % self.capacity)
+                    .find(|s| !taken.contains(s))
+                    .ok_or(ConfigError::TableFull)?;
+                self.entries.push(ModelEntry {
+                    addr,
+                    config,
+                    slot,
+                    fresh: true,
+                });
+                self.cursor = (slot + 1) % self.capacity;
             }
             Command::Edit(addr, fields) => {
                 let i = self.position(&addr).ok_or(ConfigError::NotFound(addr))?;
@@ -131,120 +199,318 @@ impl Model {
             }
             Command::Delete(addr) => {
                 let i = self.position(&addr).ok_or(ConfigError::NotFound(addr))?;
-                freed |= 1 << self.entries.swap_remove(i).slot;
+                self.retired.insert(self.entries.swap_remove(i).slot);
             }
             Command::Flush => {
                 for e in self.entries.drain(..) {
-                    freed |= 1 << e.slot;
+                    self.retired.insert(e.slot);
                 }
             }
             Command::Nothing => {}
         }
-        Ok((allocated, freed))
+        Ok(())
     }
-}
 
-/// Applies `cmd` to the model and checks the table's answer against it.
-/// `got` is what `RealServerTable::apply{,_in_place}` returned.
-pub fn check_result(
-    model: &mut Model,
-    cmd: &Command,
-    got: &Result<Applied, ConfigError>,
-) -> Result<(), String> {
-    match (got, model.apply(cmd)) {
-        (Ok(a), Ok((alloc, freed))) => {
-            if a.allocated.bits() != alloc || a.freed.bits() != freed {
-                return Err(format!(
-                    "{cmd:?}: applied allocated={:#x} freed={:#x}, model allocated={alloc:#x} freed={freed:#x}",
-                    a.allocated.bits(),
-                    a.freed.bits()
-                ));
-            }
-            Ok(())
+    /// A copy of `capacity` slots (rounded as `capacity_for`) to make the
+    /// next change on: the same servers in the same slots, none fresh, no
+    /// slot retired, the cursor taken modulo the new capacity. `TableFull`
+    /// if a server's slot is beyond the capacity.
+    pub fn copy(&self, capacity: usize) -> Result<Model, ConfigError> {
+        let capacity = model_capacity_for(capacity);
+        if self.entries.iter().any(|e| e.slot >= capacity) {
+            return Err(ConfigError::TableFull);
         }
-        (Err(e), Err(w)) if *e == w => Ok(()),
-        (g, w) => Err(format!("{cmd:?}: table gave {g:?}, model {w:?}")),
+        Ok(Model {
+            capacity,
+            cursor: self.cursor % capacity,
+            entries: self
+                .entries
+                .iter()
+                .map(|e| ModelEntry { fresh: false, ..*e })
+                .collect(),
+            retired: HashSet::new(),
+        })
+    }
+
+    /// The table `change` makes of this one, as `RealServerTable::changed`
+    /// documents it: on a copy of `capacity_needed()` slots, and while
+    /// `change` finds the copy full, on a fresh copy twice the size, up to
+    /// `MAX_REAL_SERVERS`. Also returns the capacities `change` ran at.
+    pub fn changed(
+        &self,
+        mut change: impl FnMut(&mut Model) -> Result<(), ConfigError>,
+    ) -> (Result<Model, ConfigError>, Vec<usize>) {
+        let mut capacity = self.capacity_needed();
+        let mut tries = Vec::new();
+        loop {
+            let result = self.copy(capacity).and_then(|mut next| {
+                tries.push(next.capacity);
+                change(&mut next).map(|()| next)
+            });
+            match result {
+                Err(ConfigError::TableFull) if capacity < MAX_REAL_SERVERS => capacity *= 2,
+                result => return (result, tries),
+            }
+        }
+    }
+
+    /// Makes the model list exactly the servers of `wanted` with their
+    /// settings: servers in both keep their slots (edited), the others are
+    /// deleted, and `wanted`'s new servers are added in `wanted`'s slot
+    /// order. On error the model may be half changed, like the table.
+    pub fn replace_with(&mut self, wanted: &Model) -> Result<(), ConfigError> {
+        for e in self.sorted() {
+            if wanted.position(&e.addr).is_none() {
+                self.apply(&Command::Delete(e.addr))?;
+            }
+        }
+        for w in wanted.sorted() {
+            let cmd = match self.position(&w.addr) {
+                Some(_) => Command::Edit(
+                    w.addr,
+                    EditFields {
+                        port: Some(w.config.port),
+                        csum: Some(w.config.csum),
+                        outer: Some(w.config.outer),
+                    },
+                ),
+                None => Command::Add(w.addr, w.config),
+            };
+            self.apply(&cmd)?;
+        }
+        Ok(())
+    }
+
+    /// The model's own invariants (a failure here is a bug in the model).
+    fn check(&self) -> Result<(), String> {
+        let capacity = self.capacity;
+        if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_REAL_SERVERS).contains(&capacity) {
+            return Err(format!("model capacity {capacity}"));
+        }
+        if self.cursor >= capacity {
+            return Err(format!(
+                "model cursor {} >= capacity {capacity}",
+                self.cursor
+            ));
+        }
+        let slots: HashSet<usize> = self.entries.iter().map(|e| e.slot).collect();
+        let addrs: HashSet<InetAddr> = self.entries.iter().map(|e| e.addr).collect();
+        if slots.len() != self.entries.len() || addrs.len() != self.entries.len() {
+            return Err("model has a slot or an address twice".into());
+        }
+        if slots.iter().chain(&self.retired).any(|&s| s >= capacity)
+            || !slots.is_disjoint(&self.retired)
+        {
+            return Err(format!(
+                "model slots {slots:?} / retired {:?} out of place",
+                self.retired
+            ));
+        }
+        Ok(())
     }
 }
 
 /// Checks every observable property of `table` against `model`; `probes`
 /// are addresses to look up (present or not).
-pub fn check_table(
-    table: &RealServerTable,
-    model: &Model,
-    probes: &[InetAddr],
-) -> Result<(), String> {
+pub fn check_table(table: &HeapTable, model: &Model, probes: &[InetAddr]) -> Result<(), String> {
+    model.check()?;
     let n = model.entries.len();
-    if n > MAX_REAL_SERVERS {
-        return Err(format!("model over capacity: {n}"));
+    if table.capacity() != model.capacity {
+        return Err(format!(
+            "capacity() {}, model {}",
+            table.capacity(),
+            model.capacity
+        ));
     }
-    if table.is_empty() != (n == 0) {
-        return Err(format!("is_empty() {}, model has {n}", table.is_empty()));
+    if table.len() != n || table.is_empty() != (n == 0) {
+        return Err(format!(
+            "len() {} is_empty() {}, model has {n}",
+            table.len(),
+            table.is_empty()
+        ));
     }
-    // iter(): exactly the model's servers, in stats slot order.
-    let mut want: Vec<ModelEntry> = model.entries.clone();
-    want.sort_by_key(|e| e.slot);
-    let got: Vec<ModelEntry> = table
-        .iter()
-        .map(|(addr, s)| ModelEntry {
-            addr: *addr,
-            config: s.config,
-            slot: s.stats_slot,
-        })
-        .collect();
-    if got != want {
-        return Err(format!("iter() = {got:?}\nmodel  = {want:?}"));
+    // iter_from(0): exactly the model's servers, in slot order, each with its
+    // slot as stats slot; iter() is the same without the slot numbers.
+    let want = model.sorted();
+    let want_all: Vec<(usize, InetAddr, RealServer)> =
+        want.iter().map(|e| (e.slot, e.addr, e.server())).collect();
+    let got: Vec<(usize, InetAddr, RealServer)> =
+        table.iter_from(0).map(|(s, a, r)| (s, *a, *r)).collect();
+    if got != want_all {
+        return Err(format!(
+            "iter_from(0) = {got:?}\nmodel        = {want_all:?}"
+        ));
     }
-    let mut bits = 0u64;
-    for e in &want {
-        if usize::from(e.slot) >= MAX_REAL_SERVERS {
-            return Err(format!("slot {} out of range", e.slot));
-        }
-        bits |= 1 << e.slot;
-        let expect = RealServer {
-            config: e.config,
-            stats_slot: e.slot,
-        };
-        if table.get(&e.addr) != Some(&expect) {
+    let got: Vec<(InetAddr, RealServer)> = table.iter().map(|(a, r)| (*a, *r)).collect();
+    if got.len() != n || got.iter().zip(&want_all).any(|(g, w)| *g != (w.1, w.2)) {
+        return Err(format!("iter() = {got:?}\nmodel  = {want_all:?}"));
+    }
+    // iter_from(k) resumes at slot k: from the middle server, just past it,
+    // from the cursor, and from the end.
+    let middle = want.get(n / 2).map(|e| e.slot);
+    let firsts = [
+        middle,
+        middle.map(|s| s + 1),
+        Some(model.cursor),
+        Some(model.capacity),
+        Some(usize::MAX),
+    ];
+    for first in firsts.into_iter().flatten() {
+        let got: Vec<(usize, InetAddr, RealServer)> = table
+            .iter_from(first)
+            .map(|(s, a, r)| (s, *a, *r))
+            .collect();
+        let want_from: Vec<_> = want_all
+            .iter()
+            .filter(|(s, _, _)| *s >= first)
+            .copied()
+            .collect();
+        if got != want_from {
             return Err(format!(
-                "get({}) = {:?}, want {expect:?}",
-                e.addr,
-                table.get(&e.addr)
+                "iter_from({first}) = {got:?}\nmodel = {want_from:?}"
             ));
         }
     }
-    if table.used_slots().bits() != bits {
+    for e in &want {
+        if table.get(&e.addr) != Some(&e.server()) {
+            return Err(format!(
+                "get({}) = {:?}, want {:?}",
+                e.addr,
+                table.get(&e.addr),
+                e.server()
+            ));
+        }
+    }
+    let fresh: Vec<usize> = table.fresh_slots().collect();
+    let want_fresh: Vec<usize> = want.iter().filter(|e| e.fresh).map(|e| e.slot).collect();
+    if fresh != want_fresh {
+        return Err(format!("fresh_slots() = {fresh:?}, model {want_fresh:?}"));
+    }
+    if table.slot_span() != model.slot_span() || table.capacity_needed() != model.capacity_needed()
+    {
         return Err(format!(
-            "used_slots {:#x}, model {bits:#x}",
-            table.used_slots().bits()
+            "slot_span() {} capacity_needed() {}, model {} {}",
+            table.slot_span(),
+            table.capacity_needed(),
+            model.slot_span(),
+            model.capacity_needed()
         ));
     }
     for p in probes {
-        let present = model.entries.iter().any(|e| e.addr == *p);
-        if table.get(p).is_some() != present {
-            return Err(format!(
-                "get({p}) = {:?}, model has it: {present}",
-                table.get(p)
-            ));
+        let want = model.position(p).map(|i| model.entries[i].server());
+        if table.get(p).copied() != want {
+            return Err(format!("get({p}) = {:?}, model {want:?}", table.get(p)));
         }
     }
     Ok(())
 }
 
-/// Applies `cmd` with `apply_in_place` and checks the answer and the whole
-/// table against the model (looking up the addresses `cmd` names, present or
-/// not). The model is unchanged by a failed command, so this also checks that
-/// a failed command leaves the table as it was. Panics (a fuzzer crash) on
-/// any disagreement. Returns whether the command succeeded.
-pub fn apply_checked(table: &mut RealServerTable, model: &mut Model, cmd: &Command) -> bool {
-    let result = table.apply_in_place(cmd);
-    if let Err(msg) = check_result(model, cmd, &result) {
-        panic!("model mismatch: {msg}");
+/// Applies `cmd` to the table (in place, as a change does to its copy) and to
+/// the model, and checks the answer and the whole table (looking up the
+/// addresses `cmd` names, present or not). The model is unchanged by a
+/// failed command, so this also checks that a failed command leaves the
+/// table as it was. Panics (a fuzzer crash) on any disagreement; returns the
+/// table's answer.
+pub fn apply_checked(
+    table: &mut HeapTable,
+    model: &mut Model,
+    cmd: &Command,
+) -> Result<(), ConfigError> {
+    let got = table.apply(cmd);
+    let want = model.apply(cmd);
+    if got != want {
+        panic!("model mismatch: {cmd:?}: table gave {got:?}, model {want:?}");
     }
     if let Err(msg) = check_table(table, model, &command_addrs(cmd)) {
-        panic!("table invariant broken after {cmd:?} ({result:?}): {msg}");
+        panic!("table invariant broken after {cmd:?} ({got:?}): {msg}");
     }
-    result.is_ok()
+    got
+}
+
+/// An empty table from `with_capacity(requested)`, checked: its capacity is
+/// `capacity_for(requested)` as the model computes it.
+pub fn new_table_checked(requested: usize) -> HeapTable {
+    let table =
+        HeapTable::with_capacity(requested).expect("Vec allocation aborts rather than fails");
+    let model = Model::new(requested);
+    if capacity_for(requested) != model.capacity {
+        panic!(
+            "capacity_for({requested}) = {}, model {}",
+            capacity_for(requested),
+            model.capacity
+        );
+    }
+    if let Err(msg) = check_table(&table, &model, &[]) {
+        panic!("with_capacity({requested}): {msg}");
+    }
+    table
+}
+
+/// Makes `into` (new, or a table used before) a copy of `table` with
+/// `copy_from`, and checks it against the model's copy at `into`'s
+/// capacity. Returns the copy and its model, or `None` if both refused
+/// (`TableFull`: a server's slot is beyond `into`'s capacity).
+pub fn copy_checked(
+    mut into: HeapTable,
+    table: &HeapTable,
+    model: &Model,
+) -> Option<(HeapTable, Model)> {
+    let capacity = into.capacity();
+    let got = into.copy_from(table);
+    match (got, model.copy(capacity)) {
+        (Ok(()), Ok(copy)) => {
+            if let Err(msg) = check_table(&into, &copy, &[]) {
+                panic!("copy_from into capacity {capacity}: {msg}");
+            }
+            Some((into, copy))
+        }
+        (Err(e), Err(w)) if e == w => None,
+        (got, want) => {
+            panic!("copy_from into capacity {capacity}: table gave {got:?}, model {want:?}")
+        }
+    }
+}
+
+/// Makes a change the way the kernel does, with `RealServerTable::changed`,
+/// and checks it against `Model::changed`. `change` makes the change on the
+/// table's copy and on the model's copy of the same capacity (given), and
+/// checks them as it goes; `change_model` makes it on the model alone, for
+/// the independent simulation of the whole change. Each copy `changed`
+/// makes is checked against the model's copy, the capacities the change ran
+/// at must be the model's, and the result (the new table, or the error) must
+/// be the model's. Panics on any disagreement.
+pub fn changed_checked(
+    table: &HeapTable,
+    model: &Model,
+    mut change: impl FnMut(&mut HeapTable, &mut Model) -> Result<(), ConfigError>,
+    change_model: impl FnMut(&mut Model) -> Result<(), ConfigError>,
+) -> Result<(HeapTable, Model), ConfigError> {
+    let (want, want_tries) = model.changed(change_model);
+    let mut tries = Vec::new();
+    let got = HeapTable::changed(table, |next| {
+        let capacity = next.capacity();
+        tries.push(capacity);
+        let mut copy = model.copy(capacity).unwrap_or_else(|e| {
+            panic!("changed() copied into capacity {capacity}, which the model refuses: {e:?}")
+        });
+        if let Err(msg) = check_table(next, &copy, &[]) {
+            panic!("changed(): the copy at capacity {capacity}: {msg}");
+        }
+        change(next, &mut copy)
+    });
+    if tries != want_tries {
+        panic!("changed() ran the change at capacities {tries:?}, model {want_tries:?}");
+    }
+    match (got, want) {
+        (Ok(next), Ok(next_model)) => {
+            if let Err(msg) = check_table(&next, &next_model, &[]) {
+                panic!("changed(): the result: {msg}");
+            }
+            Ok((next, next_model))
+        }
+        (Err(Refusal::Config(e)), Err(w)) if e == w => Err(e),
+        (got, want) => panic!("changed(): table gave {got:?}, model {want:?}"),
+    }
 }
 
 /// The addresses a command names (for `get` probes of absent servers).

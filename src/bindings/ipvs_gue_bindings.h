@@ -19,6 +19,7 @@
 #include <linux/seq_file_net.h>
 #include <linux/capability.h>
 #include <linux/rcupdate.h>
+#include <linux/percpu.h>
 #include <net/ip.h>
 #include <net/ipv6.h>
 #include <net/icmp.h>

@@ -173,3 +173,25 @@ void ipvs_gue_extack_missing(struct netlink_ext_ack *extack, const struct nlattr
 	NL_SET_ERR_MSG_FMT(extack, "%.*s", (int)len, msg);
 	NL_SET_ERR_ATTR_MISS(extack, nest, type);
 }
+
+void __percpu *ipvs_gue_alloc_percpu(size_t size, size_t align)
+{
+	return __alloc_percpu(size, align);
+}
+
+void *ipvs_gue_per_cpu_ptr(void __percpu *ptr, int cpu)
+{
+	return per_cpu_ptr(ptr, cpu);
+}
+
+void *ipvs_gue_raw_cpu_ptr(void __percpu *ptr)
+{
+	return raw_cpu_ptr(ptr);
+}
+
+int ipvs_gue_next_possible_cpu(int cpu)
+{
+	unsigned int next = cpumask_next(cpu, cpu_possible_mask);
+
+	return next < nr_cpu_ids ? next : -1;
+}

@@ -38,6 +38,10 @@ void ipvs_gue_skb_set_dev(struct sk_buff *skb, struct net_device *dev);
 u16 ipvs_gue_skb_frag_max_size(const struct sk_buff *skb, bool v6);
 void ipvs_gue_skb_set_frag_max_size(struct sk_buff *skb, bool v6, u16 size);
 bool ipvs_gue_dst_dev_is_loopback(const struct dst_entry *dst);
+void __percpu *ipvs_gue_alloc_percpu(size_t size, size_t align);
+void *ipvs_gue_per_cpu_ptr(void __percpu *ptr, int cpu);
+void *ipvs_gue_raw_cpu_ptr(void __percpu *ptr);
+int ipvs_gue_next_possible_cpu(int cpu);
 unsigned short ipvs_gue_dst_family(const struct dst_entry *dst);
 
 size_t ipvs_gue_genlmsg_default_size(void);

@@ -245,7 +245,7 @@ pub enum ConfigError {
     AlreadyExists(InetAddr),
     /// `edit`/`del` of an address not in the table.
     NotFound(InetAddr),
-    /// `add` with [`MAX_REAL_SERVERS`] servers configured.
+    /// `add` with no room left: [`MAX_REAL_SERVERS`] slots in use or freed by the same change.
     TableFull,
 }
 

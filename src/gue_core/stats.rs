@@ -19,10 +19,13 @@ pub enum DropReason {
     BadPacket,
 }
 
-/// Live counters of one real server, shared by all CPUs.
+/// Live counters of one real server on one CPU (the kernel keeps one per CPU per server, and
+/// a listing sums them).
 ///
-/// Counters are independent statistics, so `Relaxed` ordering suffices; a
-/// snapshot is not atomic across fields.
+/// A CPU's packets mostly bump its own copy, so no cache line bounces between CPUs; the
+/// counters are still atomic because a preempted sender may resume on another CPU while
+/// bumping the copy it started on. Counters are independent statistics, so `Relaxed`
+/// ordering suffices; a snapshot is not atomic across fields.
 #[derive(Debug, Default)]
 pub struct ServerStats {
     /// Packets encapsulated and sent (a GSO packet counts once).
@@ -58,6 +61,20 @@ pub struct StatsSnapshot {
     pub drop_no_headroom: u64,
     /// See [`ServerStats::drop_bad_packet`].
     pub drop_bad_packet: u64,
+}
+
+impl StatsSnapshot {
+    /// Adds `other`'s counts (another CPU's) to these, wrapping as the counters do.
+    pub fn accumulate(&mut self, other: &StatsSnapshot) {
+        let sum = |a: &mut u64, b: u64| *a = a.wrapping_add(b);
+        sum(&mut self.packets, other.packets);
+        sum(&mut self.bytes, other.bytes);
+        sum(&mut self.gso_packets, other.gso_packets);
+        sum(&mut self.drop_pmtu, other.drop_pmtu);
+        sum(&mut self.drop_no_route, other.drop_no_route);
+        sum(&mut self.drop_no_headroom, other.drop_no_headroom);
+        sum(&mut self.drop_bad_packet, other.drop_bad_packet);
+    }
 }
 
 impl ServerStats {

@@ -9,6 +9,7 @@
 pub(crate) mod genetlink;
 pub(crate) mod ipvs;
 pub(crate) mod netfilter;
+pub(crate) mod percpu;
 pub(crate) mod pernet;
 pub(crate) mod proc;
 pub(crate) mod rcu;

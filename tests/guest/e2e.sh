@@ -2,7 +2,9 @@
 #   CELLS   space-separated VARIANT:CLIENT_FAMILY:OUTER_FAMILY:CSUM[:RS] (RS rs1|rs2, default rs1)
 #   IPERF   same form: one iperf3 bulk upload per spec
 #   LAYOUTS CLIENT_FAMILY:OUTER_FAMILY:CSUM ...: capture and compare Rust vs C GUE header layouts
-#   UNDER_LOAD=1  end with configuration churn and rmmod while uploads run through the module
+#   UNDER_LOAD=1  end with configuration churn, a 100 000-server table (SCALE) replaced while an
+#           upload runs (ipvs-gue-ctl -R; then YNL at 1000 servers: /guest/ynl-scale.py and
+#           /ynl needed) and rmmod while uploads run through the module
 #   PCAP_COUNT=N  after each GUE cell on rs1, N outgoing GUE frames of one more upload (4 x 1 MiB,
 #           outside the cell's accounting) in a pcap, sent on the results channel as the line
 #           "PCAP CELL BASE64" (make demo keeps them for tcpdump and Wireshark)
@@ -355,6 +357,98 @@ run_config_churn() {
   ipvs_clear
 }
 
+# A fleet-sized table: SCALE (default 100 000) servers plus the one the upload uses, made the
+# table with one `ipvs-gue-ctl -R`, replaced by SCALE other servers (the used one kept) while an
+# upload runs through it, listed, saved and restored. The upload must see 0 drops and the used
+# server's counters must survive; each replacement must take the kernel (request sent to answer,
+# as `-R -v` reports it) under REPLACE_LIMIT_MS. Then a 1000-server table through the kernel's
+# YNL library (Python under TCG needs ~300 s to encode 100 000 servers: measured once, not run).
+SCALE=${SCALE:-100000}
+REPLACE_LIMIT_MS=${REPLACE_LIMIT_MS:-1000}
+# scale_input FIRST OUT: -R input of SCALE servers 10.128.0.0 + FIRST... and the upload's server.
+scale_input() {
+  awk -v first="$1" -v n="$SCALE" -v port="$GUE_PORT" 'BEGIN {
+    for (i = first; i < first + n; i++)
+      printf "-a -r 10.%d.%d.%d --gue-port 6080\n", 128 + int(i / 65536), int(i / 256) % 256, i % 256
+    printf "-a -r 10.2.0.2 --gue-port %d --csum none --outer 10.2.0.2\n", port
+  }' > "$2"
+}
+# ctl_restore IN OUT: ipvs-gue-ctl -R -v < IN in the director; its report, then "wall_ms=N", in OUT.
+ctl_restore() {
+  local t0 rc=0
+  t0=$(date +%s%N)
+  nsx director ipvs-gue-ctl -R -v < "$1" > "$2" 2>&1 || rc=$?
+  echo "wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$2"
+  return "$rc"
+}
+# The kernel's time of a ctl_restore report (999999 if it has none), and its wall time.
+kernel_ms() { local ms; ms=$(sed -n 's/.*answered in \([0-9]*\) ms.*/\1/p' "$1"); echo "${ms:-999999}"; }
+wall_ms() { sed -n 's/^wall_ms=//p' "$1"; }
+# The upload's server's packet count in the director.
+used_packets() { nsx director ipvs-gue-ctl -L -r 10.2.0.2 --json | jq '.[0].stats.packets // -1'; }
+run_replace_under_load() {
+  local name ipid irc alive mid after drops gerr mbps listed t0 secs first second
+  name="rust-c4-o4: $SCALE-server table replaced under load"
+  ipvs_clear
+  cell_service rust 4 4 nocsum rs1 || { tap_fail "$name: service setup"; return; }
+  scale_input 0 /tmp/scale-a.txt && scale_input "$SCALE" /tmp/scale-b.txt \
+    || { tap_fail "$name: restore input"; return; }
+  if ! ctl_restore /tmp/scale-a.txt /tmp/scale-a.out; then
+    tap_fail "$SCALE-server table configured with ipvs-gue-ctl -R"; sed 's/^/#   /' /tmp/scale-a.out | tail -n 5; ipvs_clear; return
+  fi
+  first=$(kernel_ms /tmp/scale-a.out)
+  tap_ok "$SCALE-server table configured with ipvs-gue-ctl -R: the kernel answered in $first ms ($(wall_ms /tmp/scale-a.out) ms with parsing and encoding the input)"
+  drops_start
+  nsx client iperf3 -c "$VIP4" -p 5201 -t 10 -J > /tmp/scale-iperf.json 2>&1 &
+  ipid=$!
+  sleep 3
+  mid=$(used_packets)
+  ctl_restore /tmp/scale-b.txt /tmp/scale-b.out; irc=$?
+  after=$(used_packets)
+  # The replacement must be over while the upload still runs.
+  alive=no; ! kill -0 "$ipid" 2>/dev/null || alive=yes
+  second=$(kernel_ms /tmp/scale-b.out)
+  wait "$ipid" || irc="$irc/iperf3 $?"
+  drops_stop > /tmp/drops.txt
+  mbps=$(jq '(.end.sum_received.bits_per_second // 0) / 1e6 | round' /tmp/scale-iperf.json 2>/dev/null || echo 0)
+  drops=$(( $(drops_get /tmp/drops.txt kfree_xmit) + $(drops_get /tmp/drops.txt tx_dropped_delta) ))
+  gerr=$(drops_get /tmp/drops.txt gso_errors)
+  if [ "$irc" = 0 ] && [ "$alive" = yes ] && [ "$drops" = 0 ] && [ "$gerr" = 0 ] && [ "$mid" -gt 0 ] && [ "$after" -ge "$mid" ]; then
+    tap_ok "$name: upload ok ($mbps Mbit/s, still running when the replacement was done), 0 drops, 0 GSO errors, the used server's counters kept ($mid -> $after packets across it)"
+  else
+    tap_fail "$name: rc $irc, upload running after: $alive, $drops drops, $gerr GSO errors, packets $mid -> $after"
+    sed 's/^/#   /' /tmp/scale-b.out | tail -n 5
+  fi
+  if [ "$first" -le "$REPLACE_LIMIT_MS" ] && [ "$second" -le "$REPLACE_LIMIT_MS" ]; then
+    tap_ok "each $SCALE-server replacement took the kernel under $REPLACE_LIMIT_MS ms ($first ms into an empty table, $second ms under load, all $SCALE servers new)"
+  else
+    tap_fail "each $SCALE-server replacement took the kernel under $REPLACE_LIMIT_MS ms ($first ms, $second ms)"
+  fi
+  t0=$(date +%s)
+  listed=$(nsx director ipvs-gue-ctl -L -n | tail -n +3 | wc -l)
+  secs=$(( $(date +%s) - t0 ))
+  tap_check "ipvs-gue-ctl -L lists all $((SCALE + 1)) servers (got $listed, $secs s)" [ "$listed" = $((SCALE + 1)) ]
+  if nsx director ipvs-gue-ctl -S > /tmp/save-1.txt && ctl_restore /tmp/save-1.txt /tmp/save.out \
+     && nsx director ipvs-gue-ctl -S > /tmp/save-2.txt && cmp -s /tmp/save-1.txt /tmp/save-2.txt \
+     && [ "$(wc -l < /tmp/save-1.txt)" = $((SCALE + 1)) ]; then
+    tap_ok "ipvs-gue-ctl -S | -R round trip of $((SCALE + 1)) servers: the same table saved again (the kernel answered in $(kernel_ms /tmp/save.out) ms)"
+  else
+    tap_fail "ipvs-gue-ctl -S | -R round trip of $((SCALE + 1)) servers ($(wc -l < /tmp/save-1.txt) lines saved)"
+  fi
+  # The same family through the kernel's YNL library, at 1000 servers.
+  if nsx director python3 /guest/ynl-scale.py /ynl /ynl/specs/ipvs_gue.yaml replace 1000 0 \
+       '{"address": "0a020002", "port": 5501, "outer": "0a020002"}' > /tmp/ynl-replace.json 2>&1 \
+     && [ "$(jq .count /tmp/ynl-replace.json)" = 1001 ]; then
+    tap_ok "YNL: a 1000-server table-replace: $(jq -c '{servers, bytes, encode_s, kernel_s, count}' /tmp/ynl-replace.json)"
+  else
+    tap_fail "YNL: a 1000-server table-replace ($(head -c 300 /tmp/ynl-replace.json))"
+  fi
+  listed=$(nsx director python3 /guest/ynl-scale.py /ynl /ynl/specs/ipvs_gue.yaml list 2>&1)
+  tap_check "YNL: the dump lists the 1001 servers ($(echo "$listed" | jq -r .seconds 2>/dev/null) s), as ipvs-gue-ctl -L does ($(nsx director ipvs-gue-ctl -L -n | tail -n +3 | wc -l))" \
+    [ "$(echo "$listed" | jq -r .listed 2>/dev/null)" = 1001 ]
+  ipvs_clear
+}
+
 # Unloading while packets flow through the hook: rmmod must succeed (the hooks unregister and
 # wait for running calls), the upload continues by plain DR, and dmesg stays clean.
 run_unload_under_load() {
@@ -381,6 +475,7 @@ for c in ${IPERF:-}; do run_iperf $(echo "$c" | tr ':' ' '); done
 ipvs_clear
 if [ -n "${KO:-}" ] && [ "${UNDER_LOAD:-0}" = 1 ]; then
   run_config_churn
+  run_replace_under_load
   run_unload_under_load
 elif [ -n "${KO:-}" ]; then
   # Namespace exit runs the module's per-namespace teardown, then the module goes.

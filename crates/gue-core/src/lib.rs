@@ -14,3 +14,38 @@
 mod gue_core_impl;
 
 pub use gue_core_impl::*;
+
+/// Table storage on the userspace heap (the kernel uses `kvmalloc`).
+#[cfg(feature = "std")]
+pub mod heap {
+    extern crate std;
+
+    use std::vec::Vec;
+
+    use crate::table::{Bucket, RealServerTable, Slot, TableStorage};
+
+    /// [`TableStorage`] in `Vec`s.
+    #[derive(Debug)]
+    pub struct Heap;
+
+    impl TableStorage for Heap {
+        type Slots = Vec<Slot>;
+        type Buckets = Vec<Bucket>;
+
+        fn slots(len: usize) -> Option<Vec<Slot>> {
+            Some(std::vec![Slot::FREE; len])
+        }
+
+        fn buckets(len: usize) -> Option<Vec<Bucket>> {
+            Some(std::vec![Bucket::EMPTY; len])
+        }
+    }
+
+    /// A table on the heap.
+    pub type HeapTable = RealServerTable<Heap>;
+
+    /// An empty table of the smallest capacity.
+    pub fn empty_table() -> HeapTable {
+        HeapTable::with_capacity(0).expect("Vec allocation aborts rather than fails")
+    }
+}

@@ -4,43 +4,30 @@ use std::collections::{BTreeSet, HashMap};
 
 use gue_core::addr::InetAddr;
 use gue_core::config::*;
+use gue_core::heap::{empty_table, HeapTable};
 use gue_core::table::*;
 use proptest::prelude::*;
 
-/// The table's API as these tests use it, built on what the module runs.
-trait TableExt {
-    fn apply(&self, cmd: &Command) -> Result<(RealServerTable, Applied), ConfigError>;
+/// What these tests use of the table, as the module uses it: every change made on a copy.
+trait TableExt: Sized {
+    fn apply_copy(&self, cmd: &Command) -> Result<Self, ConfigError>;
 }
 
-impl TableExt for RealServerTable {
-    fn apply(&self, cmd: &Command) -> Result<(RealServerTable, Applied), ConfigError> {
-        let mut next = self.clone();
-        let applied = next.apply_in_place(cmd)?;
-        Ok((next, applied))
+impl TableExt for HeapTable {
+    fn apply_copy(&self, cmd: &Command) -> Result<HeapTable, ConfigError> {
+        HeapTable::changed(self, |next| next.apply(cmd)).map_err(|refusal| match refusal {
+            Refusal::Config(error) => error,
+            Refusal::NoMemory => unreachable!("Vec aborts rather than fails"),
+        })
     }
 }
 
-trait SlotSetExt {
-    fn contains(&self, slot: u8) -> bool;
-    fn is_empty(&self) -> bool;
-    fn len(&self) -> usize;
-    fn iter(&self) -> impl Iterator<Item = u8>;
+fn fresh(table: &HeapTable) -> Vec<usize> {
+    table.fresh_slots().collect()
 }
 
-impl SlotSetExt for SlotSet {
-    fn contains(&self, slot: u8) -> bool {
-        slot < 64 && self.bits() & (1 << slot) != 0
-    }
-    fn is_empty(&self) -> bool {
-        self.bits() == 0
-    }
-    fn len(&self) -> usize {
-        self.bits().count_ones() as usize
-    }
-    fn iter(&self) -> impl Iterator<Item = u8> {
-        let bits = self.bits();
-        (0u8..64).filter(move |&s| bits & (1 << s) != 0)
-    }
+fn slot_of(table: &HeapTable, addr: &InetAddr) -> usize {
+    table.get(addr).unwrap().stats_slot as usize
 }
 
 fn a(s: &str) -> InetAddr {
@@ -51,28 +38,36 @@ fn add(addr: &str, port: u16) -> Command {
     parse_command(&format!("add {addr} port {port}")).unwrap()
 }
 
+/// The n-th of many distinct addresses.
+fn nth(i: usize) -> InetAddr {
+    InetAddr::v4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8])
+}
+
+fn add_nth(i: usize) -> Command {
+    Command::Add(nth(i), RealServerConfig { outer: nth(i), port: 1 + (i % 60000) as u16, csum: ChecksumMode::None })
+}
+
 #[test]
-fn stays_small_and_heap_free() {
-    assert!(std::mem::size_of::<RealServerTable>() < 16 * 1024);
-    println!(
-        "size_of RealServerTable = {}",
-        std::mem::size_of::<RealServerTable>()
-    );
+fn memory_per_slot() {
+    // Stated in docs/design.md: storage per slot of capacity (capacity is a power of two
+    // between n and 2n servers).
+    let slot_bytes = std::mem::size_of::<Slot>() + 2 * std::mem::size_of::<Bucket>();
+    println!("bytes per slot = {slot_bytes}");
+    assert_eq!(slot_bytes, 56, "update MAX_REAL_SERVERS' doc and docs/design.md");
 }
 
 #[test]
 fn add_get_edit_delete() {
-    let t = RealServerTable::new();
-    let (t1, ap) = t.apply(&add("10.0.1.2", 5501)).unwrap();
-    assert!(t.is_empty(), "apply leaves the original alone");
+    let t = empty_table();
+    let t1 = t.apply_copy(&add("10.0.1.2", 5501)).unwrap();
+    assert!(t.is_empty(), "a change leaves the original alone");
     assert_eq!(t1.len(), 1);
     let s = *t1.get(&a("10.0.1.2")).unwrap();
     assert_eq!(s.config.port, 5501);
-    assert_eq!(ap.allocated.iter().collect::<Vec<_>>(), vec![s.stats_slot]);
-    assert!(ap.freed.is_empty());
+    assert_eq!(fresh(&t1), vec![s.stats_slot as usize]);
 
-    let (t2, ap) = t1
-        .apply(&parse_command("edit 10.0.1.2 port 6000 csum udp outer ::1").unwrap())
+    let t2 = t1
+        .apply_copy(&parse_command("edit 10.0.1.2 port 6000 csum udp outer ::1").unwrap())
         .unwrap();
     let s2 = *t2.get(&a("10.0.1.2")).unwrap();
     assert_eq!(s2.stats_slot, s.stats_slot, "edit keeps the slot");
@@ -84,67 +79,120 @@ fn add_get_edit_delete() {
             csum: ChecksumMode::Udp
         }
     );
-    assert_eq!(ap, Applied::default());
+    assert!(fresh(&t2).is_empty(), "an edit keeps the counters");
 
-    let (t3, ap) = t2.apply(&Command::Delete(a("10.0.1.2"))).unwrap();
+    let t3 = t2.apply_copy(&Command::Delete(a("10.0.1.2"))).unwrap();
     assert!(t3.is_empty());
     assert!(t3.get(&a("10.0.1.2")).is_none());
-    assert!(ap.freed.contains(s.stats_slot));
 }
 
 #[test]
 fn error_messages() {
-    let (t, _) = RealServerTable::new().apply(&add("10.0.1.2", 1)).unwrap();
-    let e = t.apply(&add("10.0.1.2", 2)).unwrap_err();
+    let t = empty_table().apply_copy(&add("10.0.1.2", 1)).unwrap();
+    let e = t.apply_copy(&add("10.0.1.2", 2)).unwrap_err();
     assert_eq!(
         e.to_string(),
         "real server 10.0.1.2 already exists; use edit"
     );
     assert_eq!(e.errno(), EEXIST);
-    let e = t.apply(&Command::Delete(a("10.0.1.3"))).unwrap_err();
+    let e = t.apply_copy(&Command::Delete(a("10.0.1.3"))).unwrap_err();
     assert_eq!(e.to_string(), "real server 10.0.1.3 does not exist");
     let e = t
-        .apply(&parse_command("edit 2001:db8::1 port 3").unwrap())
+        .apply_copy(&parse_command("edit 2001:db8::1 port 3").unwrap())
         .unwrap_err();
     assert_eq!(e.to_string(), "real server 2001:db8::1 does not exist");
 }
 
 #[test]
-fn fills_up_to_capacity_then_refuses() {
-    let mut t = RealServerTable::new();
-    for i in 0..MAX_REAL_SERVERS {
-        t.apply_in_place(&add(&format!("10.0.{}.{}", i / 8, i % 8), 1))
-            .unwrap();
+fn a_full_copy_refuses_and_changed_grows_it() {
+    let mut t = HeapTable::with_capacity(MIN_CAPACITY).unwrap();
+    for i in 0..MIN_CAPACITY {
+        t.apply(&add_nth(i)).unwrap();
     }
-    assert_eq!(t.len(), MAX_REAL_SERVERS);
-    let slots: BTreeSet<u8> = t.iter().map(|(_, s)| s.stats_slot).collect();
-    assert_eq!(slots, (0..MAX_REAL_SERVERS as u8).collect());
-    let e = t.apply_in_place(&add("10.9.9.9", 1)).unwrap_err();
-    assert_eq!(e.to_string(), "table full: at most 64 real servers");
+    assert_eq!(t.capacity(), MIN_CAPACITY);
+    let slots: BTreeSet<u32> = t.iter().map(|(_, s)| s.stats_slot).collect();
+    assert_eq!(slots, (0..MIN_CAPACITY as u32).collect());
+    let e = t.apply(&add_nth(MIN_CAPACITY)).unwrap_err();
+    assert_eq!(e, ConfigError::TableFull);
+    assert_eq!(e.to_string(), "table full: at most 1048576 real servers");
     assert_eq!(e.errno(), ENOSPC);
-    assert_eq!(
-        t.len(),
-        MAX_REAL_SERVERS,
-        "failed add leaves the table unchanged"
-    );
-    let ap = t.apply_in_place(&Command::Flush).unwrap();
-    assert_eq!(ap.freed.len(), MAX_REAL_SERVERS);
-    assert!(t.is_empty());
-    assert_eq!(t.iter().count(), 0);
+    assert_eq!(t.len(), MIN_CAPACITY, "a refused add leaves the table unchanged");
+    let grown = t.apply_copy(&add_nth(MIN_CAPACITY)).unwrap();
+    assert_eq!(grown.len(), MIN_CAPACITY + 1);
+    assert_eq!(grown.capacity(), 2 * MIN_CAPACITY);
+    for i in 0..MIN_CAPACITY {
+        assert_eq!(slot_of(&grown, &nth(i)), slot_of(&t, &nth(i)), "a bigger copy keeps every slot");
+    }
+    let flushed = grown.apply_copy(&Command::Flush).unwrap();
+    assert!(flushed.is_empty());
+    assert_eq!(flushed.iter().count(), 0);
+    assert_eq!(flushed.apply_copy(&Command::Nothing).unwrap().capacity(), MIN_CAPACITY, "an empty table shrinks");
 }
 
 #[test]
-fn freed_slot_is_not_reused_at_once() {
-    let mut t = RealServerTable::new();
-    t.apply_in_place(&add("10.0.0.1", 1)).unwrap();
-    t.apply_in_place(&add("10.0.0.2", 1)).unwrap();
-    let freed = t
-        .apply_in_place(&Command::Delete(a("10.0.0.1")))
-        .unwrap()
-        .freed;
-    let got = t.apply_in_place(&add("10.0.0.3", 1)).unwrap().allocated;
-    assert!(!got.is_empty());
-    assert_ne!(got, freed);
+fn holds_a_hundred_thousand_servers_at_o1_lookup() {
+    const N: usize = 100_000;
+    let mut t = HeapTable::with_capacity(N).unwrap();
+    for i in 0..N {
+        t.apply(&add_nth(i)).unwrap();
+    }
+    assert_eq!((t.len(), t.capacity(), t.slot_span()), (N, 131_072, N));
+    assert_eq!(empty_table().slot_span(), 0);
+    // Every server is found (probe runs stay correct with 100 000 neighbouring addresses).
+    for i in (0..N).step_by(7) {
+        assert_eq!(t.get(&nth(i)).unwrap().config.outer, nth(i));
+    }
+    assert!(t.get(&nth(N)).is_none());
+    // One more server: the copy doubles.
+    let t2 = t.apply_copy(&add_nth(N)).unwrap();
+    assert_eq!(t2.len(), N + 1);
+    assert_eq!(t2.capacity(), 131_072);
+    let t3 = t2.apply_copy(&Command::Delete(nth(5))).unwrap();
+    assert_eq!(t3.len(), N);
+    assert!(t3.get(&nth(5)).is_none() && t3.get(&nth(6)).is_some());
+}
+
+#[test]
+fn the_limit_is_max_real_servers() {
+    let mut t = HeapTable::with_capacity(MAX_REAL_SERVERS).unwrap();
+    for i in 0..MAX_REAL_SERVERS {
+        t.apply(&add_nth(i)).unwrap();
+    }
+    assert_eq!(t.apply_copy(&add_nth(MAX_REAL_SERVERS)).unwrap_err(), ConfigError::TableFull);
+    assert_eq!(capacity_for(MAX_REAL_SERVERS + 1), MAX_REAL_SERVERS);
+    assert_eq!(capacity_for(usize::MAX), MAX_REAL_SERVERS);
+    assert_eq!(capacity_for(0), MIN_CAPACITY);
+    assert_eq!(capacity_for(65), 128);
+}
+
+#[test]
+fn a_slot_freed_by_a_change_is_not_given_out_by_the_same_change() {
+    // Readers of the table before the change may still count packets for the removed server
+    // in its slot until the change's grace period ends; a new server there would get them.
+    let full: Vec<usize> = (0..MIN_CAPACITY).collect();
+    let mut t = HeapTable::with_capacity(MIN_CAPACITY).unwrap();
+    for &i in &full {
+        t.apply(&add_nth(i)).unwrap();
+    }
+    let old_slot = slot_of(&t, &nth(3));
+    t.apply(&Command::Delete(nth(3))).unwrap();
+    assert_eq!(t.apply(&add_nth(1000)).unwrap_err(), ConfigError::TableFull, "the retired slot stays out");
+    // The next change, on a copy made after the grace period, may reuse it.
+    let t2 = t.apply_copy(&Command::Nothing).unwrap();
+    let t3 = t2.apply_copy(&add_nth(1000)).unwrap();
+    assert_eq!(t3.capacity(), MIN_CAPACITY);
+    assert_eq!(slot_of(&t3, &nth(1000)), old_slot);
+    assert_eq!(fresh(&t3), vec![old_slot]);
+}
+
+#[test]
+fn a_freed_slot_is_not_reused_at_once() {
+    let t = empty_table().apply_copy(&add_nth(1)).unwrap();
+    let t = t.apply_copy(&add_nth(2)).unwrap();
+    let freed = slot_of(&t, &nth(1));
+    let t = t.apply_copy(&Command::Delete(nth(1))).unwrap();
+    let t = t.apply_copy(&add_nth(3)).unwrap();
+    assert_ne!(slot_of(&t, &nth(3)), freed);
 }
 
 #[derive(Debug, Clone)]
@@ -177,8 +225,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
     #[test]
     fn behaves_like_a_map(ops in proptest::collection::vec(op_strategy(), 1..300)) {
-        let mut table = RealServerTable::new();
-        let mut model: HashMap<InetAddr, (u16, u8)> = HashMap::new();
+        let mut table = empty_table();
+        let mut model: HashMap<InetAddr, (u16, u32)> = HashMap::new();
         for op in ops {
             let cmd = match op {
                 Op::Add(i, p) => Command::Add(pool_addr(i),
@@ -188,41 +236,35 @@ proptest! {
                 Op::Flush => Command::Flush,
             };
             let before = table.clone();
-            let result = table.apply(&cmd);
+            let result = table.apply_copy(&cmd);
             match (&cmd, result) {
-                (Command::Add(addr, cfg), Ok((next, ap))) => {
-                    prop_assert!(!model.contains_key(addr) && model.len() < MAX_REAL_SERVERS);
-                    prop_assert_eq!(ap.allocated.len(), 1);
-                    let slot = ap.allocated.iter().next().unwrap();
+                (Command::Add(addr, cfg), Ok(next)) => {
+                    prop_assert!(!model.contains_key(addr));
+                    let added = fresh(&next);
+                    prop_assert_eq!(added.len(), 1);
+                    let slot = added[0] as u32;
                     prop_assert!(model.values().all(|&(_, s)| s != slot), "slot reused while live");
                     model.insert(*addr, (cfg.port, slot));
                     table = next;
                 }
                 (Command::Add(addr, _), Err(e)) => {
-                    if model.contains_key(addr) {
-                        prop_assert_eq!(e, ConfigError::AlreadyExists(*addr));
-                    } else {
-                        prop_assert_eq!(model.len(), MAX_REAL_SERVERS);
-                        prop_assert_eq!(e, ConfigError::TableFull);
-                    }
+                    prop_assert!(model.contains_key(addr));
+                    prop_assert_eq!(e, ConfigError::AlreadyExists(*addr));
                 }
-                (Command::Edit(addr, f), Ok((next, ap))) => {
-                    prop_assert_eq!(ap, Applied::default());
+                (Command::Edit(addr, f), Ok(next)) => {
+                    prop_assert!(fresh(&next).is_empty());
                     model.get_mut(addr).unwrap().0 = f.port.unwrap();
                     table = next;
                 }
-                (Command::Delete(addr), Ok((next, ap))) => {
-                    let (_, slot) = model.remove(addr).unwrap();
-                    prop_assert_eq!(ap.freed.iter().collect::<Vec<_>>(), vec![slot]);
+                (Command::Delete(addr), Ok(next)) => {
+                    model.remove(addr).unwrap();
                     table = next;
                 }
                 (Command::Edit(addr, _) | Command::Delete(addr), Err(e)) => {
                     prop_assert!(!model.contains_key(addr));
                     prop_assert_eq!(e, ConfigError::NotFound(*addr));
                 }
-                (Command::Flush, Ok((next, ap))) => {
-                    let slots: BTreeSet<u8> = model.values().map(|&(_, s)| s).collect();
-                    prop_assert_eq!(ap.freed.iter().collect::<BTreeSet<_>>(), slots);
+                (Command::Flush, Ok(next)) => {
                     model.clear();
                     table = next;
                 }
@@ -238,10 +280,9 @@ proptest! {
                 let got = table.get(&addr).map(|s| (s.config.port, s.stats_slot));
                 prop_assert_eq!(got, model.get(&addr).copied(), "lookup of {}", addr);
             }
-            let slots: BTreeSet<u8> = table.iter().map(|(_, s)| s.stats_slot).collect();
+            let slots: BTreeSet<u32> = table.iter().map(|(_, s)| s.stats_slot).collect();
             prop_assert_eq!(slots.len(), model.len(), "slots unique");
-            prop_assert!(slots.iter().all(|&s| usize::from(s) < MAX_REAL_SERVERS));
-            prop_assert_eq!(table.used_slots().len(), model.len());
+            prop_assert!(slots.iter().all(|&s| (s as usize) < table.capacity()));
         }
     }
 }
@@ -254,44 +295,43 @@ fn server(port: u16) -> RealServerConfig {
     RealServerConfig { outer: v4(99), port, csum: ChecksumMode::None }
 }
 
-fn table_of(servers: &[(u8, u16)]) -> RealServerTable {
-    let mut table = RealServerTable::new();
+fn table_of(servers: &[(u8, u16)]) -> HeapTable {
+    let mut table = empty_table();
     for &(last, port) in servers {
-        table.apply_in_place(&Command::Add(v4(last), server(port))).unwrap();
+        table.apply(&Command::Add(v4(last), server(port))).unwrap();
     }
     table
 }
 
 #[test]
 fn replace_with_keeps_the_slots_of_servers_listed_before() {
-    let mut table = table_of(&[(1, 1), (2, 2), (3, 3)]);
-    let slot_of = |t: &RealServerTable, last| t.get(&v4(last)).unwrap().stats_slot;
-    let (slot2, slot3) = (slot_of(&table, 2), slot_of(&table, 3));
-    let applied = table.replace_with(&table_of(&[(2, 20), (3, 3), (4, 4)])).unwrap();
+    let before = table_of(&[(1, 1), (2, 2), (3, 3)]);
+    let wanted = table_of(&[(2, 20), (3, 3), (4, 4)]);
+    let table = HeapTable::changed(&before, |next| next.replace_with(&wanted)).unwrap();
     assert_eq!(table.len(), 3);
     assert!(table.get(&v4(1)).is_none());
-    assert_eq!(slot_of(&table, 2), slot2, "kept its counters' slot");
-    assert_eq!(slot_of(&table, 3), slot3);
+    assert_eq!(slot_of(&table, &v4(2)), slot_of(&before, &v4(2)), "kept its counters' slot");
+    assert_eq!(slot_of(&table, &v4(3)), slot_of(&before, &v4(3)));
     assert_eq!(table.get(&v4(2)).unwrap().config.port, 20, "took the new settings");
-    assert_eq!(applied.allocated.iter().collect::<Vec<_>>(), vec![slot_of(&table, 4)]);
-    assert_eq!(applied.freed.len(), 1);
+    assert_eq!(fresh(&table), vec![slot_of(&table, &v4(4))]);
+    assert_ne!(slot_of(&table, &v4(4)), slot_of(&before, &v4(1)), "not the slot freed by the same change");
 }
 
 #[test]
 fn replace_with_an_empty_table_flushes() {
     let mut table = table_of(&[(1, 1), (2, 2)]);
-    table.replace_with(&RealServerTable::new()).unwrap();
+    table.replace_with(&empty_table()).unwrap();
     assert!(table.is_empty());
 }
 
 #[test]
 fn iter_from_resumes_after_the_last_slot_shown() {
     let table = table_of(&(1..=10).map(|i| (i, u16::from(i))).collect::<Vec<_>>());
+    assert_eq!(table.iter_from(table.capacity()).count(), 0);
     let all: Vec<usize> = table.iter_from(0).map(|(slot, _, _)| slot).collect();
     assert_eq!(all.len(), 10);
     let rest: Vec<usize> = table.iter_from(all[4]).map(|(slot, _, _)| slot).collect();
     assert_eq!(rest, all[4..]);
-    assert_eq!(table.iter_from(MAX_REAL_SERVERS).count(), 0);
     assert_eq!(table.iter_from(usize::MAX).count(), 0);
 }
 
@@ -302,8 +342,9 @@ proptest! {
         before in proptest::collection::btree_map(0u8..40, 1u16..100, 0..30),
         wanted in proptest::collection::btree_map(0u8..40, 1u16..100, 0..30),
     ) {
-        let mut table = table_of(&before.iter().map(|(&a, &p)| (a, p)).collect::<Vec<_>>());
-        table.replace_with(&table_of(&wanted.iter().map(|(&a, &p)| (a, p)).collect::<Vec<_>>())).unwrap();
+        let before_table = table_of(&before.iter().map(|(&a, &p)| (a, p)).collect::<Vec<_>>());
+        let wanted_table = table_of(&wanted.iter().map(|(&a, &p)| (a, p)).collect::<Vec<_>>());
+        let table = HeapTable::changed(&before_table, |next| next.replace_with(&wanted_table)).unwrap();
         let listed: BTreeSet<(Vec<u8>, u16)> = table.iter().map(|(a, s)| (a.octets().to_vec(), s.config.port)).collect();
         let expected: BTreeSet<(Vec<u8>, u16)> = wanted.iter().map(|(&a, &p)| (v4(a).octets().to_vec(), p)).collect();
         prop_assert_eq!(listed, expected);

@@ -83,12 +83,13 @@ config-stress: K writer threads (default 4) against one namespace's /proc/net/ip
        add/edit/del/flush, batches, bad bytes, overlong and over-4095-byte writes. After
        every write: its result and errno, the '# last error:' text and the listed rows of
        the writer's own addresses against its model. R rounds (default 4) of a single-writer
-       phase (P % of the writes, default 20; flush, exact capacity) and a concurrent phase;
-       --strict-pct (default 50) of the rejected concurrent writes run alone so their error
-       text is checked exactly. Flushes the table first. --skip-model-update N (self-test):
-       the N-th accepted write that changes the table is left out of the model, so the run
-       must report a mismatch. Mismatches go to stderr; the last stdout line is
-       \"config-stress summary key=value ...\". Exit 0 if no mismatch, 1 otherwise.
+       phase (P % of the writes, default 20; flush, a fill to the 64-server working set) and
+       a concurrent phase; --strict-pct (default 50) of the rejected concurrent writes run
+       alone so their error text is checked exactly. Flushes the table first.
+       --skip-model-update N (self-test): the N-th accepted write that changes the table is
+       left out of the model, so the run must report a mismatch. Mismatches go to stderr; the
+       last stdout line is \"config-stress summary key=value ...\". Exit 0 if no mismatch, 1
+       otherwise.
 ";
 
 fn main() -> ExitCode {

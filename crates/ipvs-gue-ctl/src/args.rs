@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Command-line parsing (lexopt), ipvsadm style: one command option (`-a`,
-//! `-e`, `-d`, `-C`, `-L`) plus its parameters. Short flags may be clustered
-//! (`-Ln`), values may be attached (`-r10.0.0.1`, `--gue-port=5501`).
+//! `-e`, `-d`, `-C`, `-L`, `-S`, `-R`) plus its parameters. Short flags may be
+//! clustered (`-Ln`), values may be attached (`-r10.0.0.1`, `--gue-port=5501`).
+//! The same parser reads the lines of `-R`'s input.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 
-/// Default location of the module's control file.
-pub const DEFAULT_PROC: &str = "/proc/net/ipvs_gue";
+use gue_core::addr::InetAddr;
+use gue_core::config::{
+    parse_addr, parse_port, ChecksumMode, Command, ConfigError, EditFields, RealServerConfig,
+};
 
 /// The command the user asked for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -18,18 +20,23 @@ pub enum Mode {
     Delete,
     Clear,
     List,
+    Save,
+    Restore,
     Help,
     Version,
 }
 
 impl Mode {
-    fn flag(self) -> &'static str {
+    /// The short option, for messages.
+    pub fn flag(self) -> &'static str {
         match self {
             Mode::Add => "-a",
             Mode::Edit => "-e",
             Mode::Delete => "-d",
             Mode::Clear => "-C",
             Mode::List => "-L",
+            Mode::Save => "-S",
+            Mode::Restore => "-R",
             Mode::Help => "-h",
             Mode::Version => "-V",
         }
@@ -47,7 +54,8 @@ pub struct Args {
     pub numeric: bool,
     pub stats: bool,
     pub exact: bool,
-    pub proc_path: Option<PathBuf>,
+    pub json: bool,
+    pub verbose: bool,
 }
 
 /// A usage error message.
@@ -60,15 +68,22 @@ Usage:
   ipvs-gue-ctl -e|--edit-server -r|--real-server ADDR [--gue-port PORT] [--csum MODE] [--outer ADDR]
   ipvs-gue-ctl -d|--delete-server -r|--real-server ADDR
   ipvs-gue-ctl -C|--clear
-  ipvs-gue-ctl -L|-l|--list [-n|--numeric] [--stats] [--exact]
+  ipvs-gue-ctl -L|-l|--list [-r|--real-server ADDR] [-n|--numeric] [--stats] [--exact] [--json]
+  ipvs-gue-ctl -S|--save [-n|--numeric]
+  ipvs-gue-ctl -R|--restore [-v|--verbose] < FILE
   ipvs-gue-ctl -h|--help | -V|--version
 
 Configures GUE (IP/UDP/GUE) encapsulation of IPVS tunnel traffic per real
-server through the ipvs_gue module's control file in the current network
-namespace.
+server in the current network namespace, through the ipvs_gue module's
+generic netlink family.
+
+-S prints the table as -a lines, one per server. -R reads such lines from
+standard input (blank lines and # comment lines allowed) and makes them the
+whole table in one change: all or nothing.
 
 Options:
-  -r, --real-server ADDR  IPVS real server (destination) address, IPv4 or IPv6
+  -r, --real-server ADDR  IPVS real server (destination) address, IPv4 or IPv6;
+                          with -L, list only that server
       --gue-port PORT     UDP destination port of the receiver's GUE socket (1-65535)
       --csum MODE         outer checksum: none (default), udp, or remcsum
                           (GUE remote checksum offload)
@@ -77,7 +92,9 @@ Options:
                           ipvsadm compatibility)
       --stats             show packet, byte and drop counters
       --exact             print exact counter values instead of K/M/G units
-      --proc PATH         control file (default /proc/net/ipvs_gue, or $IPVS_GUE_PROC)
+      --json              print a JSON array of the servers, counters included
+  -v, --verbose           -R: say how many servers were sent, in how many bytes,
+                          and how long the kernel took from request to answer
 
 Exit status: 0 success, 1 runtime error, 2 usage error.
 ";
@@ -127,6 +144,8 @@ pub fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Args, Usage
             Short('d') | Long("delete-server") => Mode::Delete,
             Short('C') | Long("clear") => Mode::Clear,
             Short('L' | 'l') | Long("list") => Mode::List,
+            Short('S') | Long("save") => Mode::Save,
+            Short('R') | Long("restore") => Mode::Restore,
             Short('h') | Long("help") => Mode::Help,
             Short('V') | Long("version") => Mode::Version,
             Short('r') | Long("real-server") => {
@@ -145,10 +164,6 @@ pub fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Args, Usage
                 set_once(&mut args.outer, &name, parser.value()?)?;
                 continue;
             }
-            Long("proc") => {
-                args.proc_path = Some(PathBuf::from(parser.value()?));
-                continue;
-            }
             Short('n') | Long("numeric") => {
                 args.numeric = true;
                 continue;
@@ -159,6 +174,14 @@ pub fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Args, Usage
             }
             Long("exact") => {
                 args.exact = true;
+                continue;
+            }
+            Long("json") => {
+                args.json = true;
+                continue;
+            }
+            Short('v') | Long("verbose") => {
+                args.verbose = true;
                 continue;
             }
             Value(_) => return Err(usage(format!("unexpected argument '{name}'"))),
@@ -181,7 +204,7 @@ pub fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Args, Usage
 fn check_combination(args: &Args) -> Result<(), UsageError> {
     let mode = args
         .mode
-        .ok_or_else(|| usage("no command given (one of -a, -e, -d, -C, -L, -h)"))?;
+        .ok_or_else(|| usage("no command given (one of -a, -e, -d, -C, -L, -S, -R, -h)"))?;
     let given = |present: bool, name: &str, allowed: &[Mode]| {
         if present && !allowed.contains(&mode) {
             Err(usage(format!(
@@ -196,14 +219,16 @@ fn check_combination(args: &Args) -> Result<(), UsageError> {
     given(
         args.real_server.is_some(),
         "--real-server",
-        &[Add, Edit, Delete],
+        &[Add, Edit, Delete, List],
     )?;
     given(args.gue_port.is_some(), "--gue-port", &[Add, Edit])?;
     given(args.csum.is_some(), "--csum", &[Add, Edit])?;
     given(args.outer.is_some(), "--outer", &[Add, Edit])?;
-    given(args.numeric, "--numeric", &[List])?;
+    given(args.numeric, "--numeric", &[List, Save])?;
     given(args.stats, "--stats", &[List])?;
     given(args.exact, "--exact", &[List])?;
+    given(args.json, "--json", &[List])?;
+    given(args.verbose, "--verbose", &[Restore])?;
     if matches!(mode, Add | Edit | Delete) && args.real_server.is_none() {
         return Err(usage(format!(
             "{} needs -r/--real-server ADDR",
@@ -221,9 +246,70 @@ fn check_combination(args: &Args) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// Strips the brackets of `[2001:db8::1]`, the form ipvsadm uses for IPv6.
+fn unbracket(text: &str) -> &str {
+    text.strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text)
+}
+
+impl Args {
+    /// The change `-a`, `-e`, `-d` or `-C` asks for, each value checked by the module's own
+    /// parsers (so errors read as the module's).
+    /// `-r ADDR` (with -L: the one server to list), validated as the module would.
+    pub fn real_server_addr(&self) -> Result<Option<InetAddr>, UsageError> {
+        self.real_server
+            .as_deref()
+            .map(|t| parse_addr(unbracket(t)).map_err(|e| usage(e.to_string())))
+            .transpose()
+    }
+
+    pub fn command(&self) -> Result<Command, UsageError> {
+        let bad = |e: ConfigError| usage(e.to_string());
+        let addr = |text: &Option<String>| {
+            text.as_deref()
+                .map(|t| parse_addr(unbracket(t)).map_err(bad))
+                .transpose()
+        };
+        let real = self.real_server_addr()?;
+        let outer = addr(&self.outer)?;
+        let port = self
+            .gue_port
+            .as_deref()
+            .map(|p| parse_port(p).map_err(bad))
+            .transpose()?;
+        let csum = self
+            .csum
+            .as_deref()
+            .map(|c| ChecksumMode::parse(c).map_err(bad))
+            .transpose()?;
+        let need_real = || real.ok_or_else(|| usage("missing -r/--real-server"));
+        Ok(match self.mode {
+            Some(Mode::Add) => {
+                let real = need_real()?;
+                let port = port.ok_or_else(|| usage("-a needs --gue-port PORT"))?;
+                Command::Add(
+                    real,
+                    RealServerConfig {
+                        outer: outer.unwrap_or(real),
+                        port,
+                        csum: csum.unwrap_or_default(),
+                    },
+                )
+            }
+            Some(Mode::Edit) => Command::Edit(need_real()?, EditFields { port, csum, outer }),
+            Some(Mode::Delete) => Command::Delete(need_real()?),
+            Some(Mode::Clear) => Command::Flush,
+            Some(other) => return Err(usage(format!("{} is not a change", other.flag()))),
+            None => return Err(usage("no command given")),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gue_core::addr::InetAddr;
 
     fn p(args: &[&str]) -> Result<Args, UsageError> {
         parse_args(args.iter().map(OsString::from))
@@ -244,7 +330,10 @@ mod tests {
     #[test]
     fn usage_errors() {
         let e = |args: &[&str]| p(args).unwrap_err().0;
-        assert_eq!(e(&[]), "no command given (one of -a, -e, -d, -C, -L, -h)");
+        assert_eq!(
+            e(&[]),
+            "no command given (one of -a, -e, -d, -C, -L, -S, -R, -h)"
+        );
         assert_eq!(
             e(&["-a", "-d"]),
             "only one command may be given, not both -a and -d"
@@ -267,6 +356,67 @@ mod tests {
             e(&["--clear=1"]),
             "unexpected argument for option '--clear': \"1\""
         );
+        assert_eq!(
+            e(&["-S", "--stats"]),
+            "option '--stats' is not valid with -S"
+        );
+        assert_eq!(e(&["-R", "-n"]), "option '--numeric' is not valid with -R");
+        assert_eq!(e(&["-C", "--json"]), "option '--json' is not valid with -C");
+        assert_eq!(
+            e(&["-R", "-r", "1.2.3.4"]),
+            "option '--real-server' is not valid with -R"
+        );
+        assert_eq!(e(&["--proc", "/x", "-L"]), "invalid option '--proc'");
+    }
+
+    #[test]
+    fn save_restore_and_json_modes() {
+        assert_eq!(p(&["-Sn"]).unwrap().mode, Some(Mode::Save));
+        assert_eq!(p(&["--restore"]).unwrap().mode, Some(Mode::Restore));
+        let a = p(&["--list", "--json", "--stats"]).unwrap();
+        assert!(a.json && a.stats && a.mode == Some(Mode::List));
+    }
+
+    #[test]
+    fn commands_from_arguments() {
+        let c = |args: &[&str]| p(args).unwrap().command();
+        let v6 = InetAddr::parse("2001:db8::1").unwrap();
+        assert_eq!(
+            c(&[
+                "-a",
+                "-r",
+                "[2001:DB8::0:1]",
+                "--gue-port",
+                "6080",
+                "--outer",
+                "192.0.2.1"
+            ]),
+            Ok(Command::Add(
+                v6,
+                RealServerConfig {
+                    outer: InetAddr::v4([192, 0, 2, 1]),
+                    port: 6080,
+                    csum: ChecksumMode::None
+                }
+            ))
+        );
+        assert_eq!(
+            c(&["-e", "-r", "2001:db8::1", "--csum", "udp"]),
+            Ok(Command::Edit(
+                v6,
+                EditFields {
+                    csum: Some(ChecksumMode::Udp),
+                    ..EditFields::default()
+                }
+            ))
+        );
+        assert_eq!(c(&["-d", "-r", "2001:db8::1"]), Ok(Command::Delete(v6)));
+        assert_eq!(c(&["-C"]), Ok(Command::Flush));
+        assert_eq!(c(&["-L"]), Err(UsageError("-L is not a change".into())));
+        assert_eq!(
+            c(&["-a", "-r", "10.0.0.3", "--gue-port", "70000"]),
+            Err(UsageError("port 70000 out of range 1-65535".into()))
+        );
     }
 
     #[test]
@@ -277,8 +427,5 @@ mod tests {
             .unwrap_err()
             .0;
         assert_eq!(e, "option '-r': \"1\\xFF\" is not valid UTF-8");
-        let path = OsString::from_vec(b"/tmp/ctl-\xff".to_vec());
-        let a = parse_args([OsString::from("-L"), OsString::from("--proc"), path.clone()]).unwrap();
-        assert_eq!(a.proc_path, Some(PathBuf::from(path)));
     }
 }
