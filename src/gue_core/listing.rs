@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The text a read of `/proc/net/ipvs_gue` returns: one header line, then one
-//! whitespace-separated row per server. (`ipvs-gue-ctl` parses it.)
+//! whitespace-separated row per server, for shell tools (`awk`).
 //!
 //! ```text
 //! # addr outer port csum packets bytes gso_packets drop_pmtu drop_no_route drop_no_headroom drop_bad_packet
