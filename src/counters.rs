@@ -5,7 +5,7 @@
 
 #![deny(unsafe_code)]
 
-use kernel::alloc::{flags::GFP_KERNEL, KVVec};
+use kernel::alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec};
 use kernel::error::Result;
 use kernel::sync::Arc;
 
@@ -29,13 +29,13 @@ impl Counters {
     /// blocks after. Sleeps.
     pub(crate) fn covering(previous: Option<&Counters>, span: usize) -> Result<Counters> {
         let wanted = span.div_ceil(SERVERS_PER_BLOCK);
-        let mut blocks = KVVec::with_capacity(wanted, GFP_KERNEL)?;
+        let mut blocks = KVVec::with_capacity(wanted, GFP_KERNEL_ACCOUNT)?;
         for index in 0..wanted {
             let block = match previous.and_then(|p| p.blocks.get(index)) {
                 Some(block) => block.clone(),
-                None => Arc::new(PerCpuArray::new(SERVERS_PER_BLOCK, ServerStats::new)?, GFP_KERNEL)?,
+                None => Arc::new(PerCpuArray::new(SERVERS_PER_BLOCK, ServerStats::new)?, GFP_KERNEL_ACCOUNT)?,
             };
-            blocks.push(block, GFP_KERNEL)?;
+            blocks.push(block, GFP_KERNEL_ACCOUNT)?;
         }
         Ok(Counters { blocks })
     }

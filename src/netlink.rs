@@ -68,7 +68,7 @@ impl Family for GueNamespaces {
             cmd::SERVER_DEL => handler.write_server(ServerOp::Delete),
             cmd::SERVER_GET => handler.get_server(),
             cmd::TABLE_GET => handler.reply_summary(slot.netns().summary()),
-            cmd::TABLE_FLUSH => handler.write_table(|table| table.apply(&Command::Flush)),
+            cmd::TABLE_FLUSH => handler.write_table(|_| 0, |table| table.apply(&Command::Flush)),
             cmd::TABLE_REPLACE => handler.replace_table(),
             // Generic netlink only calls `doit` for the commands above.
             _ => Err(EINVAL),
@@ -177,7 +177,7 @@ impl Handler<'_> {
             };
         };
         netns
-            .update(|table| table.apply(&command), announce)
+            .update(|_| usize::from(matches!(command, Command::Add(..))), |table| table.apply(&command), announce)
             .map_err(|refusal| self.refused(refusal, self.request.attr(server_attr::ADDRESS).as_ref()))?;
         Ok(())
     }
@@ -199,14 +199,19 @@ impl Handler<'_> {
 
     /// A whole-table change: announced, then answered with the new summary (the reply is
     /// allocated first, so a change made is never left unanswered for want of memory).
-    fn write_table(&self, change: impl FnMut(&mut Table) -> core::result::Result<(), ConfigError>) -> Result {
+    fn write_table(
+        &self,
+        adds: impl FnOnce(&Table) -> usize,
+        change: impl FnMut(&mut Table) -> core::result::Result<(), ConfigError>,
+    ) -> Result {
         // A reply carries the command it answers (the client matches on it).
         let reply = self.request.prepare_reply(self.request.cmd())?;
         let announce = |summary: &TableSummary| {
             // As in `write_server`: the change stands even if the announcement cannot be made.
             let _ = self.request.notify(GROUP_CONFIG, cmd::TABLE_CHANGE_NTF, |msg| put_summary(msg, summary));
         };
-        let summary = self.slot.netns().update(change, announce).map_err(|refusal| self.refused(refusal, None))?;
+        let summary =
+            self.slot.netns().update(adds, change, announce).map_err(|refusal| self.refused(refusal, None))?;
         reply.send(|msg| put_summary(msg, &summary))
     }
 
@@ -227,6 +232,6 @@ impl Handler<'_> {
                 self.request.fail(Error::from_errno(-error.errno()), Some(&server), text.as_str())
             })?;
         }
-        self.write_table(|table| table.replace_with(&wanted))
+        self.write_table(|current| current.missing_from(&wanted), |table| table.replace_with(&wanted))
     }
 }

@@ -7,7 +7,7 @@
 
 use core::fmt::{self, Write};
 
-use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::alloc::{flags::GFP_KERNEL, flags::GFP_KERNEL_ACCOUNT, KBox};
 use kernel::c_str;
 use kernel::error::{code::ENOMEM, Error, Result};
 use kernel::new_mutex;
@@ -98,35 +98,39 @@ impl Netns {
     fn new() -> Result<impl PinInit<Self, Error>> {
         let table = Table::with_capacity(0).ok_or(ENOMEM)?;
         let counters = Counters::covering(None, table.slot_span())?;
-        let first = KBox::new(Published { table, counters, generation: 1 }, GFP_KERNEL)?;
+        let first = KBox::new(Published { table, counters, generation: 1 }, GFP_KERNEL_ACCOUNT)?;
         Ok(try_pin_init!(Self {
             servers <- RcuBox::new(first, new_mutex!(WriterState { last_error: None })),
         }? Error))
     }
 
     /// Applies `change` to a copy of the table and publishes the copy only if it succeeds:
-    /// a refused change leaves the configuration exactly as it was. `change` may run more than
-    /// once (on a bigger copy when one is full). `announce` runs after the change is
-    /// published, before the next writer's change: announcements keep their order.
+    /// a refused change leaves the configuration exactly as it was. `adds` says how many
+    /// servers the change may add to the current table (sizes the copy; a hint), and
+    /// `change` may run more than once (on a bigger copy when one is full). `announce` runs
+    /// after the change is published, before the next writer's change: announcements keep
+    /// their order.
     pub(crate) fn update(
         &self,
+        adds: impl FnOnce(&Table) -> usize,
         change: impl FnMut(&mut Table) -> core::result::Result<(), ConfigError>,
         announce: impl FnOnce(&TableSummary),
     ) -> core::result::Result<TableSummary, Refusal> {
         let mut writer = self.servers.write();
-        let summary = Self::update_locked(&mut writer, change)?;
+        let summary = Self::update_locked(&mut writer, adds, change)?;
         announce(&summary);
         Ok(summary)
     }
 
     fn update_locked(
         writer: &mut Writer<'_>,
+        adds: impl FnOnce(&Table) -> usize,
         change: impl FnMut(&mut Table) -> core::result::Result<(), ConfigError>,
     ) -> core::result::Result<TableSummary, Refusal> {
         // Under the writers' lock the current version cannot change, so the copy is made
         // outside any RCU read-side section: allocating it may sleep.
         let current = writer.current();
-        let table = Table::changed(&current.table, change)?;
+        let table = Table::changed(&current.table, adds(&current.table), change)?;
         let counters = Counters::covering(Some(&current.counters), table.slot_span()).map_err(|_| Refusal::NoMemory)?;
         // A fresh slot was free or retired before this change; readers of the current
         // version stopped counting in it when the change that retired it was published.
@@ -138,7 +142,7 @@ impl Netns {
             g => g,
         };
         let next =
-            KBox::new(Published { table, counters, generation }, GFP_KERNEL).map_err(|_| Refusal::NoMemory)?;
+            KBox::new(Published { table, counters, generation }, GFP_KERNEL_ACCOUNT).map_err(|_| Refusal::NoMemory)?;
         let summary = next.summary();
         writer.publish(next);
         Ok(summary)
@@ -148,7 +152,9 @@ impl Netns {
     fn configure(&self, input: &[u8]) -> Result {
         let mut writer = self.servers.write();
         let mut line_number = 0;
-        let updated = Self::update_locked(&mut writer, |table| {
+        // At most one server a line.
+        let lines = input.split(|&c| c == b'\n').count();
+        let updated = Self::update_locked(&mut writer, |_| lines, |table| {
             for (index, line) in input.split(|&c| c == b'\n').enumerate() {
                 line_number = index + 1;
                 parse_command_bytes(line).and_then(|command| table.apply(&command))?;

@@ -5,7 +5,7 @@
 
 #![deny(unsafe_code)]
 
-use kernel::alloc::{flags::GFP_KERNEL, KVVec};
+use kernel::alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec};
 
 use crate::gue_core::table::{Bucket, RealServerTable, Slot, TableStorage};
 
@@ -16,12 +16,16 @@ impl TableStorage for Kvmalloc {
     type Slots = KVVec<Slot>;
     type Buckets = KVVec<Bucket>;
 
+    fn hash_key() -> u32 {
+        crate::net::random_u32()
+    }
+
     fn slots(len: usize) -> Option<KVVec<Slot>> {
-        KVVec::from_elem(Slot::FREE, len, GFP_KERNEL).ok()
+        KVVec::from_elem(Slot::FREE, len, GFP_KERNEL_ACCOUNT).ok()
     }
 
     fn buckets(len: usize) -> Option<KVVec<Bucket>> {
-        KVVec::from_elem(Bucket::EMPTY, len, GFP_KERNEL).ok()
+        KVVec::from_elem(Bucket::EMPTY, len, GFP_KERNEL_ACCOUNT).ok()
     }
 }
 

@@ -30,9 +30,12 @@ pub fn run(data: &[u8]) {
     for write in data.split(|&b| b == 0) {
         let write = &write[..write.len().min(MAX_WRITE)];
         let lines = || write.split(|&b| b == b'\n');
+        // As the kernel sizes a write's copy: at most one new server a line.
+        let adds = lines().count();
         let result = changed_checked(
             &table,
             &model,
+            adds,
             |next, next_model| {
                 for line in lines() {
                     let cmd = parse_command_bytes(line)?;

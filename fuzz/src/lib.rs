@@ -160,10 +160,15 @@ impl Model {
         self.entries.iter().map(|e| e.slot + 1).max().unwrap_or(0)
     }
 
-    /// The capacity a copy needs: every used slot, and room for one more
-    /// server.
-    pub fn capacity_needed(&self) -> usize {
-        model_capacity_for(self.slot_span().max(self.entries.len() + 1))
+    /// The capacity a copy needs to take `adds` new servers: every used
+    /// slot, and room for `adds` more beside the servers it holds.
+    pub fn capacity_needed(&self, adds: usize) -> usize {
+        model_capacity_for(self.slot_span().max(self.entries.len() + adds))
+    }
+
+    /// How many of `wanted`'s servers this model does not hold.
+    pub fn missing_from(&self, wanted: &Model) -> usize {
+        wanted.entries.iter().filter(|w| self.entries.iter().all(|e| e.addr != w.addr)).count()
     }
 
     /// Applies `cmd`, or returns the error the table must fail with (the
@@ -233,14 +238,15 @@ impl Model {
     }
 
     /// The table `change` makes of this one, as `RealServerTable::changed`
-    /// documents it: on a copy of `capacity_needed()` slots, and while
+    /// documents it: on a copy of `capacity_needed(adds)` slots, and while
     /// `change` finds the copy full, on a fresh copy twice the size, up to
     /// `MAX_REAL_SERVERS`. Also returns the capacities `change` ran at.
     pub fn changed(
         &self,
+        adds: usize,
         mut change: impl FnMut(&mut Model) -> Result<(), ConfigError>,
     ) -> (Result<Model, ConfigError>, Vec<usize>) {
-        let mut capacity = self.capacity_needed();
+        let mut capacity = self.capacity_needed(adds);
         let mut tries = Vec::new();
         loop {
             let result = self.copy(capacity).and_then(|mut next| {
@@ -386,14 +392,14 @@ pub fn check_table(table: &HeapTable, model: &Model, probes: &[InetAddr]) -> Res
     if fresh != want_fresh {
         return Err(format!("fresh_slots() = {fresh:?}, model {want_fresh:?}"));
     }
-    if table.slot_span() != model.slot_span() || table.capacity_needed() != model.capacity_needed()
+    if table.slot_span() != model.slot_span() || table.capacity_needed(1) != model.capacity_needed(1)
     {
         return Err(format!(
             "slot_span() {} capacity_needed() {}, model {} {}",
             table.slot_span(),
-            table.capacity_needed(),
+            table.capacity_needed(1),
             model.slot_span(),
-            model.capacity_needed()
+            model.capacity_needed(1)
         ));
     }
     for p in probes {
@@ -482,12 +488,13 @@ pub fn copy_checked(
 pub fn changed_checked(
     table: &HeapTable,
     model: &Model,
+    adds: usize,
     mut change: impl FnMut(&mut HeapTable, &mut Model) -> Result<(), ConfigError>,
     change_model: impl FnMut(&mut Model) -> Result<(), ConfigError>,
 ) -> Result<(HeapTable, Model), ConfigError> {
-    let (want, want_tries) = model.changed(change_model);
+    let (want, want_tries) = model.changed(adds, change_model);
     let mut tries = Vec::new();
-    let got = HeapTable::changed(table, |next| {
+    let got = HeapTable::changed(table, adds, |next| {
         let capacity = next.capacity();
         tries.push(capacity);
         let mut copy = model.copy(capacity).unwrap_or_else(|e| {

@@ -19,13 +19,13 @@
 //! - `0xa0..=0xcf` edit: address, mask (bit 0 port, bit 1 csum mode
 //!   `mask >> 2`, bit 7 outer), [port], [outer];
 //! - `0xd0..=0xfb` delete: address;
-//! - `0xfc` continue on a copy of `capacity_needed()` slots;
+//! - `0xfc` continue on a copy of `capacity_needed(1)` slots;
 //! - `0xfd` nothing;
 //! - `0xfe` one byte `how`, by `how % 5`: continue on a copy of half the
 //!   capacity (refused while a server sits in the upper half); a copy made
 //!   in the table the last copy replaced, whatever its capacity (`copy_from`
 //!   must clear what it held; a new one of the same capacity if there is
-//!   none); a copy of twice `capacity_needed()` (growth, up to
+//!   none); a copy of twice `capacity_needed(1)` (growth, up to
 //!   `MAX_CAPACITY`); a copy of the same capacity (may leave no free slot);
 //!   or `changed` with `replace_with` the table the last copy replaced (an
 //!   empty one if there is none);
@@ -115,14 +115,18 @@ impl State {
                 }
                 None => self.copy(self.table.capacity()),
             },
-            2 => self.copy(self.table.capacity_needed().saturating_mul(2)),
+            2 => self.copy(self.table.capacity_needed(1).saturating_mul(2)),
             3 => self.copy(self.table.capacity()),
             _ => {
                 let empty = (new_table_checked(0), Model::new(0));
                 let (wanted, wanted_model) = self.previous.as_ref().unwrap_or(&empty);
+                // Sized by what it adds, as the kernel's table-replace is.
+                let adds = self.model.missing_from(wanted_model);
+                assert_eq!(self.table.missing_from(wanted), adds, "missing_from");
                 let next = changed_checked(
                     &self.table,
                     &self.model,
+                    adds,
                     |next, model| {
                         let got = next.replace_with(wanted);
                         let want = model.replace_with(wanted_model);
@@ -186,7 +190,7 @@ pub fn run(data: &[u8]) {
             0xd0..=0xfb => Command::Delete(addr(&mut r)),
             0xfc => {
                 // Continue on a copy, as the kernel does for every change.
-                s.copy(s.table.capacity_needed());
+                s.copy(s.table.capacity_needed(1));
                 continue;
             }
             0xfd => Command::Nothing,

@@ -20,6 +20,7 @@
 #include <linux/capability.h>
 #include <linux/rcupdate.h>
 #include <linux/percpu.h>
+#include <linux/random.h>
 #include <net/ip.h>
 #include <net/ipv6.h>
 #include <net/icmp.h>

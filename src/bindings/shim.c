@@ -176,7 +176,7 @@ void ipvs_gue_extack_missing(struct netlink_ext_ack *extack, const struct nlattr
 
 void __percpu *ipvs_gue_alloc_percpu(size_t size, size_t align)
 {
-	return __alloc_percpu(size, align);
+	return __alloc_percpu_gfp(size, align, GFP_KERNEL_ACCOUNT);
 }
 
 void *ipvs_gue_per_cpu_ptr(void __percpu *ptr, int cpu)

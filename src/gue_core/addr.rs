@@ -102,11 +102,16 @@ impl InetAddr {
     /// Folds the four address words and finishes with the murmur3 `fmix32`
     /// avalanche, so neighbouring addresses (10.0.1.2, 10.0.1.3, ...) land in
     /// unrelated buckets even when only the low bits of the hash are used.
-    pub fn hash32(&self) -> u32 {
-        let mut h: u32 = match self.family {
-            Family::V4 => 0x9e37_79b9,
-            Family::V6 => 0x85eb_ca6b,
-        };
+    ///
+    /// `key` is mixed in first: with a key of its own (random in the kernel), a table's bucket
+    /// layout cannot be predicted, so addresses cannot be chosen to collide (each step here
+    /// is invertible, so without a key they could be, at will).
+    pub fn hash32(&self, key: u32) -> u32 {
+        let mut h: u32 = key
+            ^ match self.family {
+                Family::V4 => 0x9e37_79b9,
+                Family::V6 => 0x85eb_ca6b,
+            };
         for word in self.bytes.chunks_exact(4) {
             let w = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
             h = (h ^ w).wrapping_mul(0xcc9e_2d51).rotate_left(15);

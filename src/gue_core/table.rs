@@ -51,7 +51,8 @@ enum SlotState {
     Free,
     /// Freed by the change being made. Readers of the previous table may still be counting
     /// packets in this slot until a grace period has passed, so the same change must not
-    /// give it to another server; the next copy frees it.
+    /// give it to another server; the next copy frees it (callers make the next copy only
+    /// after the grace period that follows publishing this one: `RcuWriter::publish` waits).
     Retired,
     /// In use; `fresh` when the change being made allocated it (its counters start at 0).
     Used { entry: Entry, fresh: bool },
@@ -79,6 +80,9 @@ pub trait TableStorage {
     /// `2 * capacity` buckets.
     type Buckets: DerefMut<Target = [Bucket]>;
 
+    /// A key for a new table's address hash: random where addresses may come from someone
+    /// who would like them to collide (see [`InetAddr::hash32`]).
+    fn hash_key() -> u32;
     /// `len` free slots, or `None` without memory.
     fn slots(len: usize) -> Option<Self::Slots>;
     /// `len` empty buckets, or `None` without memory.
@@ -99,6 +103,8 @@ pub struct RealServerTable<A: TableStorage> {
     slots: A::Slots,
     buckets: A::Buckets,
     len: usize,
+    /// The address hash's key, new with each table (each copy rebuilds its index).
+    hash_key: u32,
     /// Where the search for a free slot starts. Allocating round-robin rather than
     /// lowest-first spreads reuse of freed slots over time.
     next_slot: usize,
@@ -126,19 +132,20 @@ impl<A: TableStorage> RealServerTable<A> {
         if slots.len() != capacity || buckets.len() != capacity.saturating_mul(2) {
             return None;
         }
-        Some(RealServerTable { slots, buckets, len: 0, next_slot: 0 })
+        Some(RealServerTable { slots, buckets, len: 0, hash_key: A::hash_key(), next_slot: 0 })
     }
 
     /// The table `change` makes of `current`, on a copy: `current` is left as it was, and so
-    /// is what readers see until the caller publishes the result. The copy is as small as
-    /// `current`'s servers allow; while `change` finds it full, a copy twice the size is
-    /// tried, up to [`MAX_REAL_SERVERS`]. `change` may so run more than once, each time on a
-    /// fresh copy.
+    /// is what readers see until the caller publishes the result. The copy has room for `adds`
+    /// new servers beside `current`'s ([`Self::capacity_needed`]); should `change` still find it
+    /// full (`adds` is a hint: the caller may not know), a copy twice the size is tried, up to
+    /// [`MAX_REAL_SERVERS`]. `change` may so run more than once, each time on a fresh copy.
     pub fn changed<B: TableStorage>(
         current: &RealServerTable<B>,
+        adds: usize,
         mut change: impl FnMut(&mut Self) -> Result<(), ConfigError>,
     ) -> Result<Self, Refusal> {
-        let mut capacity = current.capacity_needed();
+        let mut capacity = current.capacity_needed(adds);
         loop {
             let mut next = Self::with_capacity(capacity).ok_or(Refusal::NoMemory)?;
             match next.copy_from(current).and_then(|()| change(&mut next)) {
@@ -169,10 +176,17 @@ impl<A: TableStorage> RealServerTable<A> {
         self.iter_from(0).last().map_or(0, |(slot, _, _)| slot.saturating_add(1))
     }
 
-    /// The capacity a copy of this table needs: room for every slot in use, and for one more
-    /// server.
-    pub fn capacity_needed(&self) -> usize {
-        capacity_for(self.slot_span().max(self.len.saturating_add(1)))
+    /// The capacity a copy of this table needs to take `adds` new servers: room for every
+    /// slot in use, and beside the servers it holds (whose slots a change that removes them
+    /// cannot give out again), `adds` more.
+    pub fn capacity_needed(&self, adds: usize) -> usize {
+        capacity_for(self.slot_span().max(self.len.saturating_add(adds)))
+    }
+
+    /// How many of `wanted`'s servers this table does not hold: what replacing it with
+    /// `wanted` adds.
+    pub fn missing_from<B: TableStorage>(&self, wanted: &RealServerTable<B>) -> usize {
+        wanted.iter().filter(|(addr, _)| self.get(addr).is_none()).count()
     }
 
     /// The server for destination `addr`.
@@ -322,7 +336,7 @@ impl<A: TableStorage> RealServerTable<A> {
     }
 
     fn home(&self, addr: &InetAddr) -> usize {
-        addr.hash32() as usize & self.mask()
+        addr.hash32(self.hash_key) as usize & self.mask()
     }
 
     /// The index bucket holding `addr`.
@@ -401,6 +415,7 @@ where
             slots: self.slots.clone(),
             buckets: self.buckets.clone(),
             len: self.len,
+            hash_key: self.hash_key,
             next_slot: self.next_slot,
         }
     }

@@ -20,6 +20,12 @@ use kernel::types::Opaque;
 
 use crate::bindings as b;
 
+/// A random number from the kernel's CRNG (`get_random_u32`), for hash keys.
+pub(crate) fn random_u32() -> u32 {
+    // SAFETY: no preconditions; callable in any context.
+    unsafe { b::get_random_u32() }
+}
+
 /// A network namespace (`struct net`) that stays alive while the reference exists.
 ///
 /// # Invariants

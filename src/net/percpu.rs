@@ -7,6 +7,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use kernel::error::{code::EINVAL, code::ENOMEM, Result};
+use kernel::page::PAGE_SIZE;
 
 use crate::bindings as b;
 
@@ -34,19 +35,22 @@ unsafe impl<T: Sync> Sync for PerCpuArray<T> {}
 /// The possible CPUs, in order (`for_each_possible_cpu`).
 fn possible_cpus() -> impl Iterator<Item = i32> {
     // SAFETY: reads the possible-CPU mask, which is fixed after boot.
-    let next = |cpu: i32| unsafe { b::ipvs_gue_next_possible_cpu(cpu) };
-    core::iter::successors(Some(next(-1)), move |&cpu| Some(next(cpu))).take_while(|&cpu| cpu >= 0)
+    let next = |cpu: i32| Some(unsafe { b::ipvs_gue_next_possible_cpu(cpu) }).filter(|&next| next >= 0);
+    core::iter::successors(next(-1), move |&cpu| next(cpu))
 }
 
 impl<T> PerCpuArray<T> {
-    /// `len` values made by `init`, on every possible CPU. Sleeps (GFP_KERNEL). Fails with
-    /// `EINVAL` if one CPU's array would exceed [`MAX_BYTES`].
+    /// `len` values made by `init`, on every possible CPU. Sleeps (GFP_KERNEL_ACCOUNT: charged
+    /// to the caller's memory cgroup, as configuration memory a user namespace's owner may ask
+    /// for). Fails with `EINVAL` if one CPU's array would exceed [`MAX_BYTES`].
     pub(crate) fn new(len: usize, init: impl Fn() -> T) -> Result<Self> {
+        const { assert!(core::mem::align_of::<T>() <= PAGE_SIZE, "pcpu_alloc refuses alignments above PAGE_SIZE") };
         let bytes = len.checked_mul(core::mem::size_of::<T>()).ok_or(EINVAL)?;
         if bytes == 0 || bytes > MAX_BYTES {
             return Err(EINVAL);
         }
-        // SAFETY: a size between 1 and PCPU_MIN_UNIT_SIZE and a power-of-two alignment.
+        // SAFETY: a size between 1 and PCPU_MIN_UNIT_SIZE and a power-of-two alignment of at
+        // most PAGE_SIZE (asserted above).
         let raw = unsafe { b::ipvs_gue_alloc_percpu(bytes, core::mem::align_of::<T>()) };
         let ptr = NonNull::new(raw.cast::<T>()).ok_or(ENOMEM)?;
         for cpu in possible_cpus() {

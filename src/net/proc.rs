@@ -28,14 +28,23 @@ pub(crate) trait ProcFileHandler: Send + Sync {
 ///
 /// # Invariants
 ///
-/// `self.0` is the live seq_file of the running `show` call.
-pub(crate) struct SeqFile(NonNull<b::seq_file>);
+/// `self.seq` is the live seq_file of the running `show` call.
+pub(crate) struct SeqFile {
+    seq: NonNull<b::seq_file>,
+    /// The buffer is full: the seq_file core will call `show` again with one twice the size.
+    overflowed: bool,
+}
 
 impl fmt::Write for SeqFile {
+    /// Fails once the buffer is full, so that `show` stops writing what would be thrown away
+    /// (a listing of 2^20 servers would otherwise be formatted whole for each of ~16 buffer
+    /// sizes).
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // SAFETY: `self.0` is live (type invariant). On overflow the seq_file core retries
-        // `show` with a bigger buffer, so the result needs no handling.
-        unsafe { b::seq_write(self.0.as_ptr(), s.as_ptr().cast(), s.len()) };
+        // SAFETY: `self.seq` is live (type invariant).
+        if unsafe { b::seq_write(self.seq.as_ptr(), s.as_ptr().cast(), s.len()) } != 0 {
+            self.overflowed = true;
+            return Err(fmt::Error);
+        }
         Ok(())
     }
 }
@@ -47,8 +56,12 @@ unsafe extern "C" fn show<H: ProcFileHandler>(m: *mut b::seq_file, _v: *mut c_vo
         // running callbacks before it releases it (`remove_proc_entry`).
         let handler = unsafe { &*b::ipvs_gue_seq_pde_data(m).cast::<H>() };
         // INVARIANT: `seq` is the seq_file of this `show` call.
-        handler.show(&mut SeqFile(seq)).map_err(|_| EINVAL)?;
-        Ok(0)
+        let mut out = SeqFile { seq, overflowed: false };
+        match handler.show(&mut out) {
+            // A full buffer is not an error: the core sees the overflow and retries.
+            Err(_) if !out.overflowed => Err(EINVAL),
+            _ => Ok(0),
+        }
     })
 }
 

@@ -128,7 +128,9 @@ impl<T, W> RcuWriter<'_, T, W> {
         unsafe { &*ptr }
     }
 
-    /// Publishes `value` and frees the previous one once no reader can still see it.
+    /// Publishes `value` and frees the previous one once no reader can still see it. Returns
+    /// only after a full grace period (callers rely on it: no reader of the version before
+    /// `value` remains once it returns; `call_rcu` or `kvfree_rcu` would not give that).
     /// Sleeps: process context only, and never inside a read-side section of the caller's own
     /// (the types cannot rule that out; `synchronize_rcu` then reports "Illegal
     /// synchronize_rcu() in RCU read-side critical section" under lockdep, as in C).

@@ -32,6 +32,11 @@ pub mod heap {
         type Slots = Vec<Slot>;
         type Buckets = Vec<Bucket>;
 
+        /// Fixed, so that tests are reproducible (the kernel's is random).
+        fn hash_key() -> u32 {
+            0x2545_f491
+        }
+
         fn slots(len: usize) -> Option<Vec<Slot>> {
             Some(std::vec![Slot::FREE; len])
         }

@@ -113,8 +113,8 @@ fn v4_and_v6_are_distinct() {
     assert_ne!(v4, mapped);
     assert_ne!(InetAddr::v4([0; 4]), InetAddr::v6([0; 16]));
     assert_ne!(
-        InetAddr::v4([0; 4]).hash32(),
-        InetAddr::v6([0; 16]).hash32()
+        InetAddr::v4([0; 4]).hash32(0),
+        InetAddr::v6([0; 16]).hash32(0)
     );
 }
 
@@ -123,7 +123,7 @@ fn hash_spreads_neighbouring_addresses() {
     // 64 consecutive addresses must not crowd into a few of 128 buckets.
     let mut buckets = [0u32; 128];
     for i in 0..64u8 {
-        buckets[(InetAddr::v4([10, 0, 1, i]).hash32() & 127) as usize] += 1;
+        buckets[(InetAddr::v4([10, 0, 1, i]).hash32(0) & 127) as usize] += 1;
     }
     assert!(buckets.iter().all(|&n| n <= 4), "{buckets:?}");
 }

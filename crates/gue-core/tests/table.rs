@@ -15,7 +15,8 @@ trait TableExt: Sized {
 
 impl TableExt for HeapTable {
     fn apply_copy(&self, cmd: &Command) -> Result<HeapTable, ConfigError> {
-        HeapTable::changed(self, |next| next.apply(cmd)).map_err(|refusal| match refusal {
+        let adds = usize::from(matches!(cmd, Command::Add(..)));
+        HeapTable::changed(self, adds, |next| next.apply(cmd)).map_err(|refusal| match refusal {
             Refusal::Config(error) => error,
             Refusal::NoMemory => unreachable!("Vec aborts rather than fails"),
         })
@@ -307,7 +308,7 @@ fn table_of(servers: &[(u8, u16)]) -> HeapTable {
 fn replace_with_keeps_the_slots_of_servers_listed_before() {
     let before = table_of(&[(1, 1), (2, 2), (3, 3)]);
     let wanted = table_of(&[(2, 20), (3, 3), (4, 4)]);
-    let table = HeapTable::changed(&before, |next| next.replace_with(&wanted)).unwrap();
+    let table = HeapTable::changed(&before, before.missing_from(&wanted), |next| next.replace_with(&wanted)).unwrap();
     assert_eq!(table.len(), 3);
     assert!(table.get(&v4(1)).is_none());
     assert_eq!(slot_of(&table, &v4(2)), slot_of(&before, &v4(2)), "kept its counters' slot");
@@ -344,9 +345,55 @@ proptest! {
     ) {
         let before_table = table_of(&before.iter().map(|(&a, &p)| (a, p)).collect::<Vec<_>>());
         let wanted_table = table_of(&wanted.iter().map(|(&a, &p)| (a, p)).collect::<Vec<_>>());
-        let table = HeapTable::changed(&before_table, |next| next.replace_with(&wanted_table)).unwrap();
+        let adds = before_table.missing_from(&wanted_table);
+        let table = HeapTable::changed(&before_table, adds, |next| next.replace_with(&wanted_table)).unwrap();
         let listed: BTreeSet<(Vec<u8>, u16)> = table.iter().map(|(a, s)| (a.octets().to_vec(), s.config.port)).collect();
         let expected: BTreeSet<(Vec<u8>, u16)> = wanted.iter().map(|(&a, &p)| (v4(a).octets().to_vec(), p)).collect();
         prop_assert_eq!(listed, expected);
     }
+}
+
+#[test]
+fn a_replacement_sized_by_what_it_adds_runs_once() {
+    const N: usize = 100_000;
+    let mut wanted = HeapTable::with_capacity(N).unwrap();
+    for i in 0..N {
+        wanted.apply(&add_nth(i)).unwrap();
+    }
+    let empty = empty_table();
+    let mut runs = 0;
+    let table = HeapTable::changed(&empty, empty.missing_from(&wanted), |next| {
+        runs += 1;
+        next.replace_with(&wanted)
+    })
+    .unwrap();
+    assert_eq!((runs, table.len(), table.capacity()), (1, N, 131_072));
+    // Pushing the same servers again adds none: the copy stays at the same size.
+    let mut runs = 0;
+    let again = HeapTable::changed(&table, table.missing_from(&wanted), |next| {
+        runs += 1;
+        next.replace_with(&wanted)
+    })
+    .unwrap();
+    assert_eq!((runs, again.capacity()), (1, 131_072));
+    // Without the hint the copy grows by doubling: the change runs once per size.
+    let mut runs = 0;
+    HeapTable::changed(&empty, 0, |next| {
+        runs += 1;
+        next.replace_with(&wanted)
+    })
+    .unwrap();
+    assert_eq!(runs, 12);
+}
+
+#[test]
+fn the_address_hash_is_keyed() {
+    // Addresses chosen to share one bucket (of 128) under one key spread under another: with a
+    // key of its own per table, nobody can choose addresses that pile up in its index.
+    let bucket = |addr: &InetAddr, key: u32| addr.hash32(key) & 127;
+    let target = bucket(&nth(0), 1);
+    let crafted: Vec<InetAddr> = (0..100_000).map(nth).filter(|a| bucket(a, 1) == target).take(32).collect();
+    assert_eq!(crafted.len(), 32);
+    let spread: BTreeSet<u32> = crafted.iter().map(|a| bucket(a, 2)).collect();
+    assert!(spread.len() > 16, "{} buckets under another key", spread.len());
 }

@@ -2061,7 +2061,7 @@ mod tests {
             let batch = if self.partial { 1 } else { lines.len() };
             for (first, batch) in lines.chunks(batch).enumerate().map(|(n, b)| (n * batch, b)) {
                 let mut failed_at = 0;
-                let changed = HeapTable::changed(&st.0, |next| {
+                let changed = HeapTable::changed(&st.0, batch.len(), |next| {
                     for (i, line) in batch.iter().enumerate() {
                         failed_at = first + i + 1;
                         parse_command_bytes(line).and_then(|c| next.apply(&c))?;
