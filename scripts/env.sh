@@ -13,7 +13,8 @@ export IPVS_GUE_CACHE IPVS_GUE_TOOLS BINDGEN_VERSION BINDGEN KERNEL_RUSTC LLVM_B
   KERNEL_TARBALL KERNEL_SRC_ROOT
 # The host tools the guest runs from the host's /usr, shared over virtio-9p (scripts/setup installs
 # and checks them; qemu/build-initramfs checks them): iproute2, ipvsadm, iperf3, ethtool, socat, jq,
-# tcpdump, and python3 for the kernel's ynl client (tools/net/ynl/cli.py).
-GUEST_HOST_TOOLS=(ip ipvsadm iperf3 ethtool socat jq tcpdump python3)
+# tcpdump, python3 for the kernel's ynl client (tools/net/ynl/cli.py), and keepalived for the
+# recipe docs/operations.md gives (tests/guest/e2e.sh runs it).
+GUEST_HOST_TOOLS=(ip ipvsadm iperf3 ethtool socat jq tcpdump python3 keepalived)
 # The make variables every kernel and module build needs (see docs/building.md).
 KMAKE_VARS=(LLVM="$LLVM_BIN/" RUSTC="$KERNEL_RUSTC" BINDGEN="$BINDGEN")

@@ -2,7 +2,8 @@
 #   CELLS   space-separated VARIANT:CLIENT_FAMILY:OUTER_FAMILY:CSUM[:RS] (RS rs1|rs2, default rs1)
 #   IPERF   same form: one iperf3 bulk upload per spec
 #   LAYOUTS CLIENT_FAMILY:OUTER_FAMILY:CSUM ...: capture and compare Rust vs C GUE header layouts
-#   UNDER_LOAD=1  end with configuration churn, a 100 000-server table (SCALE) replaced while an
+#   UNDER_LOAD=1  end with configuration churn, keepalived managing the service (the recipe of
+#           docs/operations.md), a 100 000-server table (SCALE) replaced while an
 #           upload runs (ipvs-gue-ctl -R; then YNL at 1000 servers: /guest/ynl-scale.py and
 #           /ynl needed) and rmmod while uploads run through the module
 #   PCAP_COUNT=N  after each GUE cell on rs1, N outgoing GUE frames of one more upload (4 x 1 MiB,
@@ -357,6 +358,78 @@ run_config_churn() {
   ipvs_clear
 }
 
+# keepalived (Debian's) managing the DR service, the module's table from `ipvs-gue-ctl -R`: the
+# recipe of docs/operations.md as written there. keepalived adds the real server once its health
+# check (TCP to the real server's :8080, not the service port: iperf3 serves one client at a
+# time) passes; an upload through the VIP must then go through the module with 0 drops and
+# every scheduled packet encapsulated; stopping keepalived removes its service, not the table.
+run_keepalived() {
+  local ka tries irc start end inpkts segs_in segs_out drops gerr mbps
+  ipvs_clear
+  if ! [ -x /usr/sbin/keepalived ]; then
+    tap_fail "keepalived: /usr/sbin/keepalived present (scripts/setup installs Debian's keepalived)"; return
+  fi
+  cat > /tmp/keepalived.conf <<EOF
+global_defs {
+  router_id ipvs-gue-director
+}
+virtual_server $VIP4 5201 {
+  delay_loop 1
+  lb_algo rr
+  lb_kind DR
+  protocol TCP
+  real_server 10.2.0.2 5201 {
+    weight 1
+    TCP_CHECK {
+      connect_port 8080
+      connect_timeout 2
+    }
+  }
+}
+EOF
+  printf -- '-a -r 10.2.0.2 --gue-port %s --csum none\n' "$GUE_PORT" > /tmp/ipvs-gue.conf
+  if ! nsx director ipvs-gue-ctl -R < /tmp/ipvs-gue.conf; then
+    tap_fail "keepalived: the module's table from ipvs-gue-ctl -R"; return
+  fi
+  nsx director /usr/sbin/keepalived -n -l -C -f /tmp/keepalived.conf -p /tmp/keepalived.pid -c /tmp/keepalived-check.pid \
+    > /tmp/keepalived.log 2>&1 &
+  ka=$!
+  tries=0
+  until nsx director ipvsadm -Ln | grep -q '10\.2\.0\.2:5201 *Route'; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 30 ] || ! kill -0 "$ka" 2>/dev/null; then
+      tap_fail "keepalived adds 10.2.0.2 to its DR service after the health check"
+      sed 's/^/#   /' /tmp/keepalived.log | tail -n 8; kill "$ka" 2>/dev/null; ipvs_clear; return
+    fi
+    sleep 1
+  done
+  tap_ok "keepalived adds 10.2.0.2 to its DR service $VIP4:5201 after the health check (${tries} s)"
+  drops_start
+  start=$(used_packets)
+  nsx client iperf3 -c "$VIP4" -p 5201 -t 4 -J > /tmp/keepalived-iperf.json 2>&1; irc=$?
+  drops_stop > /tmp/drops.txt
+  end=$(used_packets)
+  mbps=$(jq '(.end.sum_received.bits_per_second // 0) / 1e6 | round' /tmp/keepalived-iperf.json 2>/dev/null || echo 0)
+  drops=$(( $(drops_get /tmp/drops.txt kfree_xmit) + $(drops_get /tmp/drops.txt tx_dropped_delta) ))
+  gerr=$(drops_get /tmp/drops.txt gso_errors)
+  inpkts=$(drops_get /tmp/drops.txt in_pkts)
+  segs_in=$(drops_get /tmp/drops.txt in_segs); segs_out=$(drops_get /tmp/drops.txt out_segs)
+  if [ "$irc" = 0 ] && [ "$drops" = 0 ] && [ "$gerr" = 0 ] && [ "$((end - start))" -gt 0 ] \
+     && [ "$((end - start))" -ge $(( ${inpkts:-0} - 2 )) ] && [ "${segs_in:-x}" = "${segs_out:-y}" ]; then
+    tap_ok "keepalived: upload through its service ok ($mbps Mbit/s), 0 drops, 0 GSO errors; IPVS scheduled $inpkts packets, the module encapsulated $((end - start)); $segs_in segments in, $segs_out out"
+  else
+    tap_fail "keepalived: upload through its service (iperf3 rc $irc, $drops drops, $gerr GSO errors, IPVS $inpkts packets, module $start -> $end, segments in $segs_in out $segs_out)"
+    sed 's/^/#   /' /tmp/keepalived.log | tail -n 5
+  fi
+  kill "$ka"; wait "$ka" 2>/dev/null
+  if ! nsx director ipvsadm -Ln | grep -q ':5201' && nsx director ipvs-gue-ctl -S | grep -q -- '-r 10.2.0.2 '; then
+    tap_ok "keepalived stopped: its service is gone, the module's table still lists 10.2.0.2"
+  else
+    tap_fail "keepalived stopped: its service is gone, the module's table still lists 10.2.0.2"
+  fi
+  ipvs_clear
+}
+
 # A fleet-sized table: SCALE (default 100 000) servers plus the one the upload uses, made the
 # table with one `ipvs-gue-ctl -R`, replaced by SCALE other servers (the used one kept) while an
 # upload runs through it, listed, saved and restored. The upload must see 0 drops and the used
@@ -491,6 +564,7 @@ for c in ${IPERF:-}; do run_iperf $(echo "$c" | tr ':' ' '); done
 ipvs_clear
 if [ -n "${KO:-}" ] && [ "${UNDER_LOAD:-0}" = 1 ]; then
   run_config_churn
+  run_keepalived
   run_replace_under_load
   run_unload_under_load
 elif [ -n "${KO:-}" ]; then
