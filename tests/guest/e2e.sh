@@ -394,12 +394,14 @@ EOF
   nsx director /usr/sbin/keepalived -n -l -C -f /tmp/keepalived.conf -p /tmp/keepalived.pid -c /tmp/keepalived-check.pid \
     > /tmp/keepalived.log 2>&1 &
   ka=$!
+  # $! is the shell running nsx; keepalived's own pid is in its pid file.
+  ka_stop() { kill "$(cat /tmp/keepalived.pid 2>/dev/null)" 2>/dev/null || kill "$ka" 2>/dev/null; wait "$ka" 2>/dev/null; }
   tries=0
   until nsx director ipvsadm -Ln | grep -q '10\.2\.0\.2:5201 *Route'; do
     tries=$((tries + 1))
     if [ "$tries" -ge 30 ] || ! kill -0 "$ka" 2>/dev/null; then
       tap_fail "keepalived adds 10.2.0.2 to its DR service after the health check"
-      sed 's/^/#   /' /tmp/keepalived.log | tail -n 8; kill "$ka" 2>/dev/null; ipvs_clear; return
+      sed 's/^/#   /' /tmp/keepalived.log | tail -n 8; ka_stop; ipvs_clear; return
     fi
     sleep 1
   done
@@ -421,7 +423,7 @@ EOF
     tap_fail "keepalived: upload through its service (iperf3 rc $irc, $drops drops, $gerr GSO errors, IPVS $inpkts packets, module $start -> $end, segments in $segs_in out $segs_out)"
     sed 's/^/#   /' /tmp/keepalived.log | tail -n 5
   fi
-  kill "$ka"; wait "$ka" 2>/dev/null
+  ka_stop
   if ! nsx director ipvsadm -Ln | grep -q ':5201' && nsx director ipvs-gue-ctl -S | grep -q -- '-r 10.2.0.2 '; then
     tap_ok "keepalived stopped: its service is gone, the module's table still lists 10.2.0.2"
   else
