@@ -364,7 +364,7 @@ run_config_churn() {
 # time) passes; an upload through the VIP must then go through the module with 0 drops and
 # every scheduled packet encapsulated; stopping keepalived removes its service, not the table.
 run_keepalived() {
-  local ka tries irc start end inpkts segs_in segs_out drops gerr mbps
+  local ka tries irc start end inpkts segs_in segs_out extra drops gerr mbps
   ipvs_clear
   if ! [ -x /usr/sbin/keepalived ]; then
     tap_fail "keepalived: /usr/sbin/keepalived present (scripts/setup installs Debian's keepalived)"; return
@@ -416,9 +416,12 @@ EOF
   gerr=$(drops_get /tmp/drops.txt gso_errors)
   inpkts=$(drops_get /tmp/drops.txt in_pkts)
   segs_in=$(drops_get /tmp/drops.txt in_segs); segs_out=$(drops_get /tmp/drops.txt out_segs)
+  # keepalived's health checks (a TCP connection to :8080 a second) leave the director on the
+  # same link as the GUE segments: a few more frames out than in, never fewer.
+  extra=$(( ${segs_out:-0} - ${segs_in:-0} ))
   if [ "$irc" = 0 ] && [ "$drops" = 0 ] && [ "$gerr" = 0 ] && [ "$((end - start))" -gt 0 ] \
-     && [ "$((end - start))" -ge $(( ${inpkts:-0} - 2 )) ] && [ "${segs_in:-x}" = "${segs_out:-y}" ]; then
-    tap_ok "keepalived: upload through its service ok ($mbps Mbit/s), 0 drops, 0 GSO errors; IPVS scheduled $inpkts packets, the module encapsulated $((end - start)); $segs_in segments in, $segs_out out"
+     && [ "$((end - start))" -ge $(( ${inpkts:-0} - 2 )) ] && [ "$extra" -ge 0 ] && [ "$extra" -le 64 ]; then
+    tap_ok "keepalived: upload through its service ok ($mbps Mbit/s), 0 drops, 0 GSO errors; IPVS scheduled $inpkts packets, the module encapsulated $((end - start)); $segs_in segments in, $segs_out out ($extra health-check frames)"
   else
     tap_fail "keepalived: upload through its service (iperf3 rc $irc, $drops drops, $gerr GSO errors, IPVS $inpkts packets, module $start -> $end, segments in $segs_in out $segs_out)"
     sed 's/^/#   /' /tmp/keepalived.log | tail -n 5
