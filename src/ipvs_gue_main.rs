@@ -49,7 +49,7 @@ impl kernel::Module for IpvsGue {
         if cfg!(reproduce_inner_mac_bug) {
             pr_warn!("TEST BUILD: reproduces the 2023 inner_mac_header bug; GSO packets WILL be dropped\n");
         }
-        pr_info!("loaded: GUE for IPVS real servers, configure via generic netlink family ipvs_gue or /proc/net/ipvs_gue\n");
+        pr_info!("loaded: GUE for IPVS real servers, configure via generic netlink family ipvs_gue (ipvs-gue-ctl), list in /proc/net/ipvs_gue\n");
         Ok(IpvsGue { _family: family })
     }
 }

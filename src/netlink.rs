@@ -173,7 +173,7 @@ impl Handler<'_> {
                 Command::Delete(addr) => self.request.notify(GROUP_CONFIG, cmd::SERVER_DEL_NTF, |msg| {
                     msg.put_bytes(server_attr::ADDRESS, addr.octets())
                 }),
-                Command::Flush | Command::Nothing => Ok(()),
+                Command::Flush => Ok(()),
             };
         };
         netns

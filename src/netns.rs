@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! What the module keeps per network namespace: the GUE real server table (read lock-free by
-//! the packet hook), per-server counters, and the configuration file that edits them.
+//! the packet hook), per-server counters, and the read-only listing file that shows them.
 
 #![deny(unsafe_code)]
 
-use core::fmt::{self, Write};
+use core::fmt;
 
 use kernel::alloc::{flags::GFP_KERNEL, flags::GFP_KERNEL_ACCOUNT, KBox};
 use kernel::c_str;
@@ -16,23 +16,14 @@ use kernel::sync::Arc;
 
 use crate::counters::Counters;
 use crate::gue_core::addr::InetAddr;
-use crate::gue_core::config::{parse_command_bytes, ConfigError};
+use crate::gue_core::config::ConfigError;
 use crate::gue_core::stats::{format_listing_header, format_listing_row, StatsSnapshot};
 use crate::gue_core::table::{RealServer, Refusal, MAX_REAL_SERVERS};
-use crate::gue_core::text::FixedText;
 use crate::net::netfilter::Registration;
 use crate::net::pernet::{Namespace, PernetId, PernetState};
 use crate::net::proc::{ProcEntry, ProcFileHandler, SeqFile};
-use crate::net::rcu::{RcuBox, RcuReadGuard, RcuWriter};
+use crate::net::rcu::{RcuBox, RcuReadGuard};
 use crate::table_storage::Table;
-
-/// One rejected command's message, kept for `# last error:` in the listing.
-type Message = FixedText<192>;
-
-/// Writer-side state, serialised by the writers' lock of [`Netns::servers`].
-pub(crate) struct WriterState {
-    last_error: Option<Message>,
-}
 
 /// A version of the configuration, published whole.
 pub(crate) struct Published {
@@ -50,10 +41,8 @@ pub(crate) struct Published {
 pub(crate) struct Netns {
     /// The configuration; replaced whole on every change.
     #[pin]
-    pub(crate) servers: RcuBox<Published, WriterState>,
+    pub(crate) servers: RcuBox<Published, ()>,
 }
-
-type Writer<'a> = RcuWriter<'a, Published, WriterState>;
 
 /// A consistent view of one version of the configuration, for listings: valid inside the
 /// RCU read-side section it was taken in.
@@ -100,7 +89,7 @@ impl Netns {
         let counters = Counters::covering(None, table.slot_span())?;
         let first = KBox::new(Published { table, counters, generation: 1 }, GFP_KERNEL_ACCOUNT)?;
         Ok(try_pin_init!(Self {
-            servers <- RcuBox::new(first, new_mutex!(WriterState { last_error: None })),
+            servers <- RcuBox::new(first, new_mutex!(())),
         }? Error))
     }
 
@@ -117,16 +106,6 @@ impl Netns {
         announce: impl FnOnce(&TableSummary),
     ) -> core::result::Result<TableSummary, Refusal> {
         let mut writer = self.servers.write();
-        let summary = Self::update_locked(&mut writer, adds, change)?;
-        announce(&summary);
-        Ok(summary)
-    }
-
-    fn update_locked(
-        writer: &mut Writer<'_>,
-        adds: impl FnOnce(&Table) -> usize,
-        change: impl FnMut(&mut Table) -> core::result::Result<(), ConfigError>,
-    ) -> core::result::Result<TableSummary, Refusal> {
         // Under the writers' lock the current version cannot change, so the copy is made
         // outside any RCU read-side section: allocating it may sleep.
         let current = writer.current();
@@ -145,36 +124,8 @@ impl Netns {
             KBox::new(Published { table, counters, generation }, GFP_KERNEL_ACCOUNT).map_err(|_| Refusal::NoMemory)?;
         let summary = next.summary();
         writer.publish(next);
+        announce(&summary);
         Ok(summary)
-    }
-
-    /// Applies every command in `input` (one per line), all or nothing.
-    fn configure(&self, input: &[u8]) -> Result {
-        let mut writer = self.servers.write();
-        let mut line_number = 0;
-        // At most one server a line.
-        let lines = input.split(|&c| c == b'\n').count();
-        let updated = Self::update_locked(&mut writer, |_| lines, |table| {
-            for (index, line) in input.split(|&c| c == b'\n').enumerate() {
-                line_number = index + 1;
-                parse_command_bytes(line).and_then(|command| table.apply(&command))?;
-            }
-            Ok(())
-        });
-        match updated {
-            Ok(_) => {
-                writer.last_error = None;
-                Ok(())
-            }
-            Err(Refusal::NoMemory) => Err(ENOMEM),
-            Err(Refusal::Config(error)) => {
-                let mut message = Message::new();
-                let _ = write!(message, "line {line_number}: {error}");
-                pr_warn!("rejected configuration: {}\n", message.as_str());
-                writer.last_error = Some(message);
-                Err(Error::from_errno(-error.errno()))
-            }
-        }
     }
 
     /// Calls `show` with a consistent view of the current configuration, inside an RCU
@@ -200,19 +151,10 @@ impl Netns {
 
 impl ProcFileHandler for Netns {
     fn show(&self, out: &mut SeqFile) -> fmt::Result {
-        let writer = self.servers.write();
         format_listing_header(out)?;
         self.listing(|listing| {
             listing.servers_from(0).try_for_each(|(_, addr, server, stats)| format_listing_row(out, addr, server, &stats))
-        })?;
-        if let Some(message) = &writer.last_error {
-            writeln!(out, "# last error: {}", message.as_str())?;
-        }
-        Ok(())
-    }
-
-    fn write(&self, input: &[u8]) -> Result {
-        self.configure(input)
+        })
     }
 }
 

@@ -4,14 +4,14 @@
 //! never runs dry, a plain model of the real server table that every change
 //! is checked against, independent oracles (`oracle`) for what gue_core
 //! encodes, and the bodies of the two table targets (`table_ops`,
-//! `config_apply`), which live here so that `tests/seeds.rs` can replay their
+//! `netlink_requests`), which live here so that `tests/seeds.rs` can replay their
 //! seed corpora without libFuzzer.
 //!
 //! Only the public API of `gue_core` is used (it is `no_std` and ships just
 //! what the module needs, so the oracles are written here from the RFCs and
 //! `net/ipv4/fou_core.c`).
 
-pub mod config_apply;
+pub mod netlink_requests;
 pub mod oracle;
 pub mod table_ops;
 
@@ -211,7 +211,6 @@ impl Model {
                     self.retired.insert(e.slot);
                 }
             }
-            Command::Nothing => {}
         }
         Ok(())
     }
@@ -526,6 +525,6 @@ pub fn command_addrs(cmd: &Command) -> Vec<InetAddr> {
         Command::Add(a, c) => vec![a, c.outer],
         Command::Edit(a, f) => f.outer.into_iter().chain([a]).collect(),
         Command::Delete(a) => vec![a],
-        Command::Flush | Command::Nothing => vec![],
+        Command::Flush => vec![],
     }
 }

@@ -18,9 +18,8 @@
 //!   checksum mode is `op >> 1`), address, [outer], port (u16);
 //! - `0xa0..=0xcf` edit: address, mask (bit 0 port, bit 1 csum mode
 //!   `mask >> 2`, bit 7 outer), [port], [outer];
-//! - `0xd0..=0xfb` delete: address;
+//! - `0xd0..=0xfb` and `0xfd` delete: address;
 //! - `0xfc` continue on a copy of `capacity_needed(1)` slots;
-//! - `0xfd` nothing;
 //! - `0xfe` one byte `how`, by `how % 5`: continue on a copy of half the
 //!   capacity (refused while a server sits in the upper half); a copy made
 //!   in the table the last copy replaced, whatever its capacity (`copy_from`
@@ -187,13 +186,12 @@ pub fn run(data: &[u8]) {
                 };
                 Command::Edit(a, fields)
             }
-            0xd0..=0xfb => Command::Delete(addr(&mut r)),
+            0xd0..=0xfb | 0xfd => Command::Delete(addr(&mut r)),
             0xfc => {
                 // Continue on a copy, as the kernel does for every change.
                 s.copy(s.table.capacity_needed(1));
                 continue;
             }
-            0xfd => Command::Nothing,
             0xfe => {
                 let how = r.u8();
                 s.copy_op(how);

@@ -29,8 +29,8 @@ fn table_ops_seeds() {
 }
 
 #[test]
-fn config_apply_seeds() {
-    replay("config_apply", gue_core_fuzz::config_apply::run);
+fn netlink_requests_seeds() {
+    replay("netlink_requests", gue_core_fuzz::netlink_requests::run);
 }
 
 /// A fixed-seed xorshift generator: the same inputs on every run.
@@ -67,66 +67,50 @@ fn table_ops_random_inputs() {
     }
 }
 
-/// Writes of random command lines over 300 addresses, mostly valid against
-/// what the table holds (the generator keeps track), so that writes fill,
-/// flush and grow the table; one in five writes ends with a bad line and is
-/// refused as a whole.
+/// Requests that mostly decode, over the eight pool addresses: adds,
+/// edits, deletes, flushes and replacements that fill, empty and refill the
+/// table; one attribute in twenty is random (bad lengths, unknown types).
 #[test]
-fn config_apply_random_writes() {
+fn netlink_requests_mostly_valid() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let addr = |a: u64| {
-        if a.is_multiple_of(2) {
-            format!("10.9.{}.{}", a / 100, a % 100)
-        } else {
-            format!("2001:db8::{a:x}")
-        }
-    };
-    for _ in 0..60 {
-        let mut present = std::collections::BTreeSet::new();
-        let mut writes = Vec::new();
-        let mut total = 0;
-        while total < 3800 {
-            let mut next = present.clone();
-            let mut write = String::new();
-            for _ in 0..rng.below(120) {
-                let a = rng.below(300);
-                let line = match (rng.below(100), next.contains(&a)) {
-                    (0, _) => {
-                        next.clear();
-                        "flush".to_string()
-                    }
-                    (1..=5, _) => "# comment".to_string(),
-                    (6..=60, false) => {
-                        next.insert(a);
-                        format!("add {} port {}", addr(a), 1 + rng.below(9))
-                    }
-                    (_, false) => continue,
-                    (6..=80, true) => {
-                        format!("edit {} port {} csum udp", addr(a), 1 + rng.below(9))
-                    }
-                    (_, true) => {
-                        next.remove(&a);
-                        format!("del {}", addr(a))
-                    }
-                };
-                write.push_str(&line);
-                write.push('\n');
+    for _ in 0..300 {
+        let mut data = Vec::new();
+        for _ in 0..rng.below(40) {
+            let op = rng.below(5) as u8;
+            data.push(op);
+            let servers = if op == 4 { rng.below(12) as u8 } else { 1 };
+            if op == 4 {
+                data.push(servers);
             }
-            if rng.below(5) == 0 {
-                write.push_str(
-                    [
-                        "bogus",
-                        "del 192.0.2.1",
-                        "add 10.9.0.0 port 0",
-                        "edit 192.0.2.2 port 1",
-                    ][rng.below(4) as usize],
-                );
-            } else {
-                present = next;
+            if op == 3 {
+                continue;
             }
-            total += write.len() + 1;
-            writes.push(write);
+            for _ in 0..servers {
+                // address (pool), port, csum, outer (pool): as many as the count says.
+                data.push(1 + rng.below(4) as u8);
+                for ty in 1..=4u8 {
+                    if rng.below(20) == 0 {
+                        data.extend([rng.below(7) as u8, 4, 0, 0, 0, rng.below(256) as u8]);
+                        continue;
+                    }
+                    match ty {
+                        1 | 4 => data.extend([ty, 16, rng.below(8) as u8]),
+                        2 => data.extend([ty, 2, 1 + rng.below(250) as u8, 0]),
+                        _ => data.extend([ty, 1, rng.below(3) as u8]),
+                    }
+                }
+            }
         }
-        gue_core_fuzz::config_apply::run(writes.join("\0").as_bytes());
+        gue_core_fuzz::netlink_requests::run(&data);
+    }
+}
+
+/// Random bytes are valid `netlink_requests` input too.
+#[test]
+fn netlink_requests_random_inputs() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..300 {
+        let data: Vec<u8> = (0..rng.below(1024)).map(|_| rng.below(256) as u8).collect();
+        gue_core_fuzz::netlink_requests::run(&data);
     }
 }

@@ -71,16 +71,6 @@ void ipvs_gue_skb_set_inner_ipproto(struct sk_buff *skb, u8 ipproto)
 	skb_set_inner_ipproto(skb, ipproto);
 }
 
-bool ipvs_gue_file_net_admin(struct file *file, struct net *net)
-{
-	return file_ns_capable(file, net->user_ns, CAP_NET_ADMIN);
-}
-
-struct net *ipvs_gue_seq_net(struct seq_file *seq)
-{
-	return seq_file_single_net(seq);
-}
-
 unsigned short ipvs_gue_skb_gso_segs(const struct sk_buff *skb)
 {
 	return skb_shinfo(skb)->gso_segs;

@@ -24,8 +24,6 @@ void ipvs_gue_skb_set_ignore_df(struct sk_buff *skb);
 unsigned int ipvs_gue_skb_ip_summed(const struct sk_buff *skb);
 void ipvs_gue_skb_set_ip_summed(struct sk_buff *skb, unsigned int ip_summed);
 void ipvs_gue_skb_set_inner_ipproto(struct sk_buff *skb, u8 ipproto);
-bool ipvs_gue_file_net_admin(struct file *file, struct net *net);
-struct net *ipvs_gue_seq_net(struct seq_file *seq);
 unsigned short ipvs_gue_skb_gso_segs(const struct sk_buff *skb);
 void ipvs_gue_skb_add_gso_type(struct sk_buff *skb, unsigned int gso_type);
 unsigned short ipvs_gue_skb_csum_offset(const struct sk_buff *skb);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! IPv4/IPv6 addresses without `std::net`: parsing, RFC 5952 display and a
-//! table hash.
+//! IPv4/IPv6 addresses without `std::net`: RFC 5952 display (the listing's)
+//! and a table hash. Text is parsed only in userspace (`InetAddr::parse` in
+//! the `gue-core` crate, over `std::net`).
 
 use core::fmt;
 
@@ -23,16 +24,6 @@ pub enum Family {
 pub struct InetAddr {
     family: Family,
     bytes: [u8; 16],
-}
-
-/// Error returned by [`InetAddr::parse`]: the text is not an address.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct AddrError;
-
-impl fmt::Display for AddrError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not an IPv4 or IPv6 address")
-    }
 }
 
 impl InetAddr {
@@ -86,17 +77,6 @@ impl InetAddr {
         }
     }
 
-    /// Parses a strict dotted quad (`10.0.1.2`, no leading zeros) or IPv6
-    /// text (RFC 4291 section 2.2: `::` compression and an embedded IPv4
-    /// tail such as `::ffff:1.2.3.4`). Zone indices (`%eth0`) are rejected.
-    pub fn parse(text: &str) -> Result<InetAddr, AddrError> {
-        if text.contains(':') {
-            parse_v6(text.as_bytes()).map(InetAddr::v6)
-        } else {
-            parse_v4(text.as_bytes()).map(InetAddr::v4)
-        }
-    }
-
     /// A cheap, well-mixed 32-bit hash for [`super::table`] bucket selection.
     ///
     /// Folds the four address words and finishes with the murmur3 `fmix32`
@@ -122,128 +102,6 @@ impl InetAddr {
         h = h.wrapping_mul(0xc2b2_ae35);
         h ^ (h >> 16)
     }
-}
-
-/// Parses exactly four decimal octets, each `0` or without leading zeros
-/// (a leading zero means octal to `inet_aton`, so it is refused rather than
-/// guessed).
-fn parse_v4(text: &[u8]) -> Result<[u8; 4], AddrError> {
-    let mut out = [0u8; 4];
-    let mut parts = text.split(|&b| b == b'.');
-    for octet in out.iter_mut() {
-        *octet = parse_octet(parts.next().ok_or(AddrError)?)?;
-    }
-    match parts.next() {
-        None => Ok(out),
-        Some(_) => Err(AddrError),
-    }
-}
-
-fn parse_octet(digits: &[u8]) -> Result<u8, AddrError> {
-    match digits {
-        [] => Err(AddrError),
-        [b'0', _, ..] => Err(AddrError),
-        _ if digits.len() > 3 => Err(AddrError),
-        _ => {
-            let mut value: u8 = 0;
-            for &d in digits {
-                if !d.is_ascii_digit() {
-                    return Err(AddrError);
-                }
-                // Checked arithmetic doubles as the 0-255 range check.
-                value = value
-                    .checked_mul(10)
-                    .and_then(|v| v.checked_add(d - b'0'))
-                    .ok_or(AddrError)?;
-            }
-            Ok(value)
-        }
-    }
-}
-
-/// Parses IPv6 text. The part before `::` fills groups from the front, the
-/// part after it from the back; without `::` all eight groups must be given.
-fn parse_v6(text: &[u8]) -> Result<[u8; 16], AddrError> {
-    let mut groups = [0u16; 8];
-    match find_double_colon(text) {
-        None => {
-            if parse_groups(text, &mut groups, true)? != 8 {
-                return Err(AddrError);
-            }
-        }
-        Some(pos) => {
-            let (head_text, rest) = text.split_at_checked(pos).ok_or(AddrError)?;
-            let tail_text = rest.get(2..).ok_or(AddrError)?;
-            if find_double_colon(tail_text).is_some() {
-                return Err(AddrError);
-            }
-            let mut head = [0u16; 8];
-            let mut tail = [0u16; 8];
-            // An IPv4 tail can only come last, i.e. after the `::`.
-            let nh = parse_groups(head_text, &mut head, false)?;
-            let nt = parse_groups(tail_text, &mut tail, true)?;
-            // `::` stands for at least one zero group (RFC 5952 4.2.2).
-            if nh.saturating_add(nt) > 7 {
-                return Err(AddrError);
-            }
-            groups
-                .iter_mut()
-                .zip(head)
-                .take(nh)
-                .for_each(|(g, h)| *g = h);
-            groups
-                .iter_mut()
-                .rev()
-                .zip(tail.iter().take(nt).rev())
-                .for_each(|(g, &t)| *g = t);
-        }
-    }
-    let mut out = [0u8; 16];
-    for (pair, g) in out.chunks_exact_mut(2).zip(groups) {
-        pair.copy_from_slice(&g.to_be_bytes());
-    }
-    Ok(out)
-}
-
-fn find_double_colon(text: &[u8]) -> Option<usize> {
-    text.windows(2).position(|w| w == b"::")
-}
-
-/// Parses `:`-separated hex groups (an empty text is zero groups) into
-/// `out`, returning how many were written.
-fn parse_groups(text: &[u8], out: &mut [u16; 8], allow_v4_tail: bool) -> Result<usize, AddrError> {
-    if text.is_empty() {
-        return Ok(0);
-    }
-    let mut n = 0usize;
-    let mut parts = text.split(|&b| b == b':').peekable();
-    while let Some(part) = parts.next() {
-        let last = parts.peek().is_none();
-        if last && allow_v4_tail && part.contains(&b'.') {
-            let v4 = parse_v4(part)?;
-            for pair in v4.chunks_exact(2) {
-                *out.get_mut(n).ok_or(AddrError)? = u16::from_be_bytes([pair[0], pair[1]]);
-                n = n.saturating_add(1);
-            }
-        } else {
-            *out.get_mut(n).ok_or(AddrError)? = parse_hex_group(part)?;
-            n = n.saturating_add(1);
-        }
-    }
-    Ok(n)
-}
-
-fn parse_hex_group(digits: &[u8]) -> Result<u16, AddrError> {
-    if digits.is_empty() || digits.len() > 4 {
-        return Err(AddrError);
-    }
-    let mut value: u16 = 0;
-    for &d in digits {
-        let nibble = char::from(d).to_digit(16).ok_or(AddrError)?;
-        // At most four digits, so nothing is shifted out.
-        value = (value << 4) | nibble as u16;
-    }
-    Ok(value)
 }
 
 impl fmt::Display for InetAddr {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Pure logic of the IPVS GUE encapsulation module: header encoding,
-//! checksums, MTU arithmetic, the configuration language and the real server
-//! table.
+//! checksums, MTU arithmetic, the configuration model, its netlink encoding
+//! and the real server table.
 //!
 //! Everything here is `core`-only (no `alloc`, no `unsafe`, no panics on any
 //! input) so the same files build inside the kernel module and in the

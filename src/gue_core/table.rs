@@ -296,7 +296,6 @@ impl<A: TableStorage> RealServerTable<A> {
                 self.buckets.fill(Bucket::EMPTY);
                 self.len = 0;
             }
-            Command::Nothing => {}
         }
         Ok(())
     }

@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A per-namespace `/proc/net` file: reading shows a handler's text, writing (with
-//! `CAP_NET_ADMIN` over the namespace) passes the bytes to it.
+//! A read-only per-namespace `/proc/net` file showing a handler's text.
 
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::{c_int, c_void};
 use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use kernel::error::{code::EINVAL, code::ENOMEM, code::EPERM, from_result, Result};
+use kernel::error::{code::EINVAL, code::ENOMEM, from_result, Result};
 use kernel::str::CStr;
 use kernel::sync::Arc;
 
@@ -16,12 +15,10 @@ use crate::bindings as b;
 use crate::net::pernet::Namespace;
 use crate::net::Net;
 
-/// What a proc file shows and accepts.
+/// What a proc file shows.
 pub(crate) trait ProcFileHandler: Send + Sync {
     /// Writes the file's contents.
     fn show(&self, out: &mut SeqFile) -> fmt::Result;
-    /// Applies written text; the error is returned to `write(2)`.
-    fn write(&self, input: &[u8]) -> Result;
 }
 
 /// The `seq_file` being filled by a read.
@@ -65,26 +62,6 @@ unsafe extern "C" fn show<H: ProcFileHandler>(m: *mut b::seq_file, _v: *mut c_vo
     })
 }
 
-unsafe extern "C" fn write<H: ProcFileHandler>(file: *mut b::file, buf: *mut c_char, size: usize) -> c_int {
-    from_result(|| {
-        // SAFETY: proc_simple_write calls us with the open file (a single_open_net seq_file,
-        // whose private data is the namespace) and a kernel copy of the user's `size` bytes.
-        let (allowed, handler, input) = unsafe {
-            let seq = (*file).private_data.cast::<b::seq_file>();
-            (
-                b::ipvs_gue_file_net_admin(file, b::ipvs_gue_seq_net(seq)),
-                &*b::ipvs_gue_seq_pde_data(seq).cast::<H>(),
-                core::slice::from_raw_parts(buf.cast::<u8>(), size),
-            )
-        };
-        if !allowed {
-            return Err(EPERM);
-        }
-        handler.write(input)?;
-        Ok(0)
-    })
-}
-
 /// A namespace's `/proc/net/<name>` backed by `H`; removed on drop.
 ///
 /// # Invariants
@@ -106,23 +83,16 @@ unsafe impl<H: ProcFileHandler> Send for ProcEntry<'_, H> {}
 unsafe impl<H: ProcFileHandler> Sync for ProcEntry<'_, H> {}
 
 impl<'ns, H: ProcFileHandler> ProcEntry<'ns, H> {
-    /// Creates `name` in the namespace's `/proc/net`, mode 0644: everyone reads, writes need
-    /// `CAP_NET_ADMIN` over the namespace, checked on every write.
+    /// Creates `name` in the namespace's `/proc/net`, mode 0444: everyone reads; with no
+    /// write handler, even root's writes fail (`proc_simple_write`: `EACCES`).
     pub(crate) fn create(ns: &Namespace<'ns>, name: &'static CStr, handler: Arc<H>) -> Result<Self> {
         let parent = NonNull::new(ns.net().proc_dir()).ok_or(ENOMEM)?;
         let data: *mut c_void = core::ptr::from_ref::<H>(&handler).cast_mut().cast();
         // SAFETY: `parent` is the live namespace's /proc/net; the name is a static C string;
-        // the callbacks match the prototypes proc_create_net_single_write expects; `data`
-        // lives until the entry is removed.
+        // the callback matches the prototype proc_create_net_single expects; `data` lives
+        // until the entry is removed.
         let pde = unsafe {
-            b::proc_create_net_single_write(
-                name.as_char_ptr().cast(),
-                0o644,
-                parent.as_ptr(),
-                Some(show::<H>),
-                Some(write::<H>),
-                data,
-            )
+            b::proc_create_net_single(name.as_char_ptr().cast(), 0o444, parent.as_ptr(), Some(show::<H>), data)
         };
         if pde.is_null() {
             return Err(ENOMEM);
@@ -134,8 +104,8 @@ impl<'ns, H: ProcFileHandler> ProcEntry<'ns, H> {
 
 impl<H: ProcFileHandler> Drop for ProcEntry<'_, H> {
     fn drop(&mut self) {
-        // SAFETY: the entry exists (type invariant). Removal waits for running readers and
-        // writers, so no callback uses the handler after this.
+        // SAFETY: the entry exists (type invariant). Removal waits for running readers, so no
+        // callback uses the handler after this.
         unsafe { b::remove_proc_entry(self.name.as_char_ptr().cast(), self.parent.as_ptr()) };
     }
 }

@@ -15,6 +15,32 @@ mod gue_core_impl;
 
 pub use gue_core_impl::*;
 
+/// Address text, parsed by `std::net` (the module takes addresses as bytes).
+#[cfg(feature = "std")]
+mod addr_text {
+    extern crate std;
+
+    use std::net::{AddrParseError, IpAddr};
+
+    use crate::addr::InetAddr;
+
+    impl From<IpAddr> for InetAddr {
+        fn from(addr: IpAddr) -> InetAddr {
+            match addr {
+                IpAddr::V4(v4) => InetAddr::v4(v4.octets()),
+                IpAddr::V6(v6) => InetAddr::v6(v6.octets()),
+            }
+        }
+    }
+
+    impl InetAddr {
+        /// Parses IPv4 or IPv6 text as `std::net` does.
+        pub fn parse(text: &str) -> Result<InetAddr, AddrParseError> {
+            text.parse::<IpAddr>().map(InetAddr::from)
+        }
+    }
+}
+
 /// Table storage on the userspace heap (the kernel uses `kvmalloc`).
 #[cfg(feature = "std")]
 pub mod heap {

@@ -8,9 +8,7 @@
 use std::ffi::OsString;
 
 use gue_core::addr::InetAddr;
-use gue_core::config::{
-    parse_addr, parse_port, ChecksumMode, Command, ConfigError, EditFields, RealServerConfig,
-};
+use gue_core::config::{ChecksumMode, Command, EditFields, RealServerConfig};
 
 /// The command the user asked for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -247,6 +245,30 @@ fn check_combination(args: &Args) -> Result<(), UsageError> {
 }
 
 /// Strips the brackets of `[2001:db8::1]`, the form ipvsadm uses for IPv6.
+/// An IPv4 or IPv6 address, IPv6 optionally in brackets.
+fn parse_addr(text: &str) -> Result<InetAddr, UsageError> {
+    InetAddr::parse(unbracket(text)).map_err(|_| usage(format!("'{text}' is not an IPv4 or IPv6 address")))
+}
+
+/// A port: decimal, 1-65535.
+fn parse_port(text: &str) -> Result<u16, UsageError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(usage(format!("invalid port '{text}': expected a number 1-65535")));
+    }
+    match text.parse::<u16>() {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err(usage(format!("port {text} out of range 1-65535"))),
+    }
+}
+
+/// `none`, `udp` or `remcsum` (the listing's names).
+fn parse_csum(text: &str) -> Result<ChecksumMode, UsageError> {
+    [ChecksumMode::None, ChecksumMode::Udp, ChecksumMode::RemoteOffload]
+        .into_iter()
+        .find(|mode| mode.as_str() == text)
+        .ok_or_else(|| usage(format!("unknown checksum mode '{text}' (expected none, udp or remcsum)")))
+}
+
 fn unbracket(text: &str) -> &str {
     text.strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
@@ -254,35 +276,17 @@ fn unbracket(text: &str) -> &str {
 }
 
 impl Args {
-    /// The change `-a`, `-e`, `-d` or `-C` asks for, each value checked by the module's own
-    /// parsers (so errors read as the module's).
-    /// `-r ADDR` (with -L: the one server to list), validated as the module would.
+    /// `-r ADDR` (with -L: the one server to list).
     pub fn real_server_addr(&self) -> Result<Option<InetAddr>, UsageError> {
-        self.real_server
-            .as_deref()
-            .map(|t| parse_addr(unbracket(t)).map_err(|e| usage(e.to_string())))
-            .transpose()
+        self.real_server.as_deref().map(parse_addr).transpose()
     }
 
+    /// The change `-a`, `-e`, `-d` or `-C` asks for.
     pub fn command(&self) -> Result<Command, UsageError> {
-        let bad = |e: ConfigError| usage(e.to_string());
-        let addr = |text: &Option<String>| {
-            text.as_deref()
-                .map(|t| parse_addr(unbracket(t)).map_err(bad))
-                .transpose()
-        };
         let real = self.real_server_addr()?;
-        let outer = addr(&self.outer)?;
-        let port = self
-            .gue_port
-            .as_deref()
-            .map(|p| parse_port(p).map_err(bad))
-            .transpose()?;
-        let csum = self
-            .csum
-            .as_deref()
-            .map(|c| ChecksumMode::parse(c).map_err(bad))
-            .transpose()?;
+        let outer = self.outer.as_deref().map(parse_addr).transpose()?;
+        let port = self.gue_port.as_deref().map(parse_port).transpose()?;
+        let csum = self.csum.as_deref().map(parse_csum).transpose()?;
         let need_real = || real.ok_or_else(|| usage("missing -r/--real-server"));
         Ok(match self.mode {
             Some(Mode::Add) => {

@@ -233,9 +233,7 @@ mod tests {
     #[test]
     fn points_at_the_attribute_sent() {
         let add = message(
-            &request(&Command::Add(InetAddr::v4([10, 0, 0, 1]), config(5501)))
-                .unwrap()
-                .attrs,
+            &request(&Command::Add(InetAddr::v4([10, 0, 0, 1]), config(5501))).attrs,
         );
         // address (8 bytes) then port.
         assert_eq!(
@@ -342,9 +340,7 @@ mod tests {
     #[test]
     fn names_bad_and_missing_attributes() {
         let sent = message(
-            &request(&Command::Add(InetAddr::v4([10, 0, 0, 1]), config(5501)))
-                .unwrap()
-                .attrs,
+            &request(&Command::Add(InetAddr::v4([10, 0, 0, 1]), config(5501))).attrs,
         );
         let tlvs = [
             nla(NLMSGERR_ATTR_MSG, b"port must be 1-65535\0"),

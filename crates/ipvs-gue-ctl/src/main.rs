@@ -96,14 +96,12 @@ fn output(text: &str) -> Result<(), Failure> {
 
 /// `-a`, `-e`, `-d`, `-C`: one acked request.
 fn change(command: &Command) -> Result<(), Failure> {
-    let Some(request) = wire::request(command) else {
-        return Ok(());
-    };
+    let request = wire::request(command);
     let context = match command {
         Command::Add(addr, _) | Command::Edit(addr, _) | Command::Delete(addr) => {
             format!("{} {addr}", op_name(request.cmd))
         }
-        Command::Flush | Command::Nothing => op_name(request.cmd).to_string(),
+        Command::Flush => op_name(request.cmd).to_string(),
     };
     Connection::open()?
         .execute(request)

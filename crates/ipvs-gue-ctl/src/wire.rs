@@ -162,7 +162,7 @@ fn settings(command: &Command) -> Vec<Setting> {
             .chain(e.outer.map(Setting::Outer))
             .collect(),
         Command::Delete(addr) => vec![Setting::Address(addr)],
-        Command::Flush | Command::Nothing => Vec::new(),
+        Command::Flush => Vec::new(),
     }
 }
 
@@ -172,20 +172,18 @@ fn encode<A: Nla>(attrs: &[A]) -> Vec<u8> {
     out
 }
 
-/// The request that carries `command` out; `None` for [`Command::Nothing`], which asks for
-/// no change.
-pub fn request(command: &Command) -> Option<GueMessage> {
+/// The request that carries `command` out.
+pub fn request(command: &Command) -> GueMessage {
     let cmd = match command {
         Command::Add(..) => cmd::SERVER_ADD,
         Command::Edit(..) => cmd::SERVER_EDIT,
         Command::Delete(_) => cmd::SERVER_DEL,
         Command::Flush => cmd::TABLE_FLUSH,
-        Command::Nothing => return None,
     };
-    Some(GueMessage {
+    GueMessage {
         cmd,
         attrs: encode(&settings(command)),
-    })
+    }
 }
 
 /// The `table-replace` request that makes `servers` the whole table.
@@ -398,7 +396,7 @@ pub mod tests {
         ) {
             let config = RealServerConfig { outer, port, csum: MODES[mode] };
             let add = Command::Add(addr, config);
-            let msg = request(&add).unwrap();
+            let msg = request(&add);
             prop_assert_eq!(msg.cmd, cmd::SERVER_ADD);
             prop_assert_eq!(module_view(ServerOp::Add, &msg.attrs), add);
 
@@ -407,12 +405,12 @@ pub mod tests {
                 csum: (subset & 2 != 0).then_some(MODES[mode]),
                 outer: (subset & 4 != 0).then_some(outer),
             });
-            let msg = request(&edit).unwrap();
+            let msg = request(&edit);
             prop_assert_eq!(msg.cmd, cmd::SERVER_EDIT);
             prop_assert_eq!(split(&msg.attrs).len(), 1 + subset.count_ones() as usize);
             prop_assert_eq!(module_view(ServerOp::Edit, &msg.attrs), edit);
 
-            let msg = request(&Command::Delete(addr)).unwrap();
+            let msg = request(&Command::Delete(addr));
             prop_assert_eq!(msg.cmd, cmd::SERVER_DEL);
             prop_assert_eq!(module_view(ServerOp::Delete, &msg.attrs), Command::Delete(addr));
         }
@@ -428,7 +426,7 @@ pub mod tests {
                 csum: ChecksumMode::RemoteOffload,
             },
         );
-        let msg = request(&add).unwrap();
+        let msg = request(&add);
         let attrs = split(&msg.attrs);
         assert_eq!(
             attrs,
@@ -442,13 +440,12 @@ pub mod tests {
         // Padded to 4 bytes after the port and the checksum mode.
         assert_eq!(msg.attrs.len(), 8 + 8 + 8 + 20);
         assert_eq!(
-            request(&Command::Flush).unwrap(),
+            request(&Command::Flush),
             GueMessage {
                 cmd: cmd::TABLE_FLUSH,
                 attrs: vec![]
             }
         );
-        assert_eq!(request(&Command::Nothing), None);
     }
 
     /// The 100 000 servers `-R` must handle: one top-level `server` nest each, flagged
