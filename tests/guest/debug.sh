@@ -87,11 +87,17 @@ dmesg_check() { # NAME
   fi
 }
 
-# One write(2) of TEXT (printf %b escapes) to NS's /proc/net/ipvs_gue ("-" = the initial netns).
-cfg_put() { # NS TEXT
+# ipvs-gue-ctl ARGS in NS ("-" = the initial netns); its errors in /tmp/cfg-put.err.
+cfg_ctl() { # NS ARGS...
+  local ns=$1
+  shift
+  if [ "$ns" = - ]; then ipvs-gue-ctl "$@" 2>/tmp/cfg-put.err
+  else nsx "$ns" ipvs-gue-ctl "$@" 2>/tmp/cfg-put.err; fi
+}
+# Makes LINES (ipvs-gue-ctl -a arguments, printf %b escapes) NS's whole table: one table-replace.
+cfg_restore() { # NS LINES
   printf '%b' "$2" > /tmp/cfg-put
-  if [ "$1" = - ]; then dd if=/tmp/cfg-put of=/proc/net/ipvs_gue bs=65536 2>/tmp/cfg-put.err
-  else nsx "$1" dd if=/tmp/cfg-put of=/proc/net/ipvs_gue bs=65536 2>/tmp/cfg-put.err; fi
+  cfg_ctl "$1" -R < /tmp/cfg-put
 }
 # Packets the module encapsulated in NS, summed over its real servers (0 if no listing).
 hook_packets() { # NS
@@ -227,35 +233,34 @@ canary_late() {
 # ---------------------------------------------------------------------------------------------
 # Scenario 2: insmod, configuration writes (accepted and rejected), listing reads alongside.
 CFG_OK=0 CFG_REJ=0 CFG_BAD=0
-cfg_expect() { # NS ok|fail TEXT
-  if cfg_put "$1" "$3"; then
-    if [ "$2" = ok ]; then CFG_OK=$((CFG_OK + 1)); else CFG_BAD=$((CFG_BAD + 1)); diag "   accepted, expected rejection: $3"; fi
+cfg_expect() { # NS ok|fail CMD ARGS... (CMD: cfg_ctl or cfg_restore)
+  local ns=$1 want=$2
+  shift 2
+  if "$1" "$ns" "$@"; then
+    if [ "$want" = ok ]; then CFG_OK=$((CFG_OK + 1)); else CFG_BAD=$((CFG_BAD + 1)); diag "   accepted, expected rejection: $*"; fi
   else
-    if [ "$2" = fail ]; then CFG_REJ=$((CFG_REJ + 1)); else CFG_BAD=$((CFG_BAD + 1)); diag "   rejected, expected success: $3 ($(grep -v records /tmp/cfg-put.err | head -n1))"; fi
+    if [ "$want" = fail ]; then CFG_REJ=$((CFG_REJ + 1)); else CFG_BAD=$((CFG_BAD + 1)); diag "   rejected, expected success: $* ($(head -n1 /tmp/cfg-put.err))"; fi
   fi
 }
 cfg_series() { # NS
   local batch= i=1
-  cfg_expect "$1" ok   'add 10.9.0.1 port 5501\n'
-  cfg_expect "$1" ok   'add fd09::1 port 6080 csum remcsum outer 10.9.0.9\n'
-  cfg_expect "$1" ok   'edit 10.9.0.1 port 5502 csum udp\n'
-  cfg_expect "$1" ok   'edit fd09::1 outer fd09::9 csum none\n'
-  cfg_expect "$1" ok   'edit 10.9.0.1 outer fd09::10\n'
-  cfg_expect "$1" fail 'add 10.9.0.2 port 70000\n'
-  cfg_expect "$1" fail 'frobnicate 10.9.0.2\n'
-  cfg_expect "$1" fail 'add 10.9.0.2 port 1 csum crc32\n'
-  cfg_expect "$1" fail 'add 10.9.0.1 port 5501\n'
-  cfg_expect "$1" fail 'del 10.9.0.77\n'
-  cfg_expect "$1" fail 'add 10.9.0.300 port 5501\n'
-  cfg_expect "$1" ok   'add 10.9.0.3 port 1\nadd 10.9.0.4 port 2 csum udp\ndel 10.9.0.3\n'
-  cfg_expect "$1" fail 'add 10.9.0.5 port 1\nedit 10.9.0.99 port 3\n'
-  cfg_expect "$1" ok   'del 10.9.0.1\n'
-  cfg_expect "$1" ok   'flush\n'
-  # 100 servers in one write (2.4 KB), then a 101st: the table grows past a new table's 64 slots.
-  while [ "$i" -le 100 ]; do batch="${batch}add 10.9.1.$i port 5501\n"; i=$((i + 1)); done
-  cfg_expect "$1" ok   "$batch"
-  cfg_expect "$1" ok   'add 10.9.2.1 port 5501\n'
-  cfg_expect "$1" ok   'flush\n'
+  cfg_expect "$1" ok   cfg_ctl -a -r 10.9.0.1 --gue-port 5501
+  cfg_expect "$1" ok   cfg_ctl -a -r fd09::1 --gue-port 6080 --csum remcsum --outer 10.9.0.9
+  cfg_expect "$1" ok   cfg_ctl -e -r 10.9.0.1 --gue-port 5502 --csum udp
+  cfg_expect "$1" ok   cfg_ctl -e -r fd09::1 --outer fd09::9 --csum none
+  cfg_expect "$1" ok   cfg_ctl -e -r 10.9.0.1 --outer fd09::10
+  cfg_expect "$1" fail cfg_ctl -a -r 10.9.0.1 --gue-port 5501
+  cfg_expect "$1" fail cfg_ctl -d -r 10.9.0.77
+  cfg_expect "$1" fail cfg_ctl -e -r 10.9.0.1
+  cfg_expect "$1" ok   cfg_restore "-a -r 10.9.0.3 --gue-port 1\n-a -r 10.9.0.4 --gue-port 2 --csum udp\n"
+  cfg_expect "$1" fail cfg_restore "-a -r 10.9.0.5 --gue-port 1\n-a -r 10.9.0.5 --gue-port 3\n"
+  cfg_expect "$1" ok   cfg_ctl -d -r 10.9.0.3
+  cfg_expect "$1" ok   cfg_ctl -C
+  # 100 servers in one request, then a 101st: the table grows past a new table's 64 slots.
+  while [ "$i" -le 100 ]; do batch="${batch}-a -r 10.9.1.$i --gue-port 5501\n"; i=$((i + 1)); done
+  cfg_expect "$1" ok   cfg_restore "$batch"
+  cfg_expect "$1" ok   cfg_ctl -a -r 10.9.2.1 --gue-port 5501
+  cfg_expect "$1" ok   cfg_ctl -C
 }
 reader_loop() { # NS COUNT: reads the listing COUNT times
   local i=0
@@ -287,10 +292,11 @@ scenario_config() {
 # Configuration for cycle C: the outer family and checksum mode alternate, so every reload also
 # exercises a different encapsulation.
 s3_config() { # CYCLE
+  local v4='-a -r 10.2.0.2 --gue-port 5501' v6='-a -r fd02::2 --gue-port 5501'
   case $(($1 % 3)) in
-    0) printf '%s' 'add 10.2.0.2 port 5501 csum none\nadd fd02::2 port 5501 csum udp\n' ;;
-    1) printf '%s' 'add 10.2.0.2 port 5501 csum udp outer fd02::2\nadd fd02::2 port 5501 csum remcsum outer 10.2.0.2\n' ;;
-    2) printf '%s' 'add 10.2.0.2 port 5501 csum remcsum\nadd fd02::2 port 5501 csum none outer 10.2.0.2\n' ;;
+    0) printf '%s' "$v4 --csum none\n$v6 --csum udp\n" ;;
+    1) printf '%s' "$v4 --csum udp --outer fd02::2\n$v6 --csum remcsum --outer 10.2.0.2\n" ;;
+    2) printf '%s' "$v4 --csum remcsum\n$v6 --csum none --outer 10.2.0.2\n" ;;
   esac
 }
 scenario_unload() {
@@ -302,7 +308,7 @@ scenario_unload() {
   # IPVS DR services for both families, the module's GUE config for rs1 (cycle 0 shape).
   if ipvs_service_rust 4 10.2.0.2 nocsum 10.2.0.2 && nsx director ipvsadm -A -t "[$VIP6]:8080" -s rr \
      && nsx director ipvsadm -a -t "[$VIP6]:8080" -r "[fd02::2]:8080" -g \
-     && cfg_put director 'add fd02::2 port 5501 csum udp\n'; then
+     && cfg_ctl director -a -r fd02::2 --gue-port 5501 --csum udp; then
     tap_ok "s3: IPVS DR services $VIP4 and $VIP6 -> rs1, module configured for GUE to rs1"
   else
     tap_fail "s3: IPVS DR services + module configuration"; return
@@ -313,7 +319,7 @@ scenario_unload() {
   c=1
   while [ "$c" -le "$CYCLES" ]; do
     # a few table replacements under traffic, then the unload while packets flow
-    for m in udp remcsum none; do cfg_put director "edit 10.2.0.2 csum $m\n" || true; done
+    for m in udp remcsum none; do cfg_ctl director -e -r 10.2.0.2 --csum "$m" || true; done
     p_before=$(hook_packets director)
     tc=$(now)
     bounded 120 module_remove; rmrc=$?
@@ -325,7 +331,7 @@ scenario_unload() {
       module_insert "$KO"; insrc=$?
       tin=$(since "$tc")
       if [ "$insrc" = 0 ]; then
-        cfg_put director "$(s3_config "$c")"; cfgrc=$?
+        cfg_restore director "$(s3_config "$c")"; cfgrc=$?
         p4=$(wait_hook_packets director 20)
       fi
     fi
@@ -395,8 +401,8 @@ churn_unit() { # N
     "-A -t [fd66:$n::10]:8080 -s rr" "-a -t [fd66:$n::10]:8080 -r [fd65:$n::2]:8080 -g" > /tmp/ch-ipvs
   nsx "$d" ipvsadm -R < /tmp/ch-ipvs || return 1
   # units 1, 2 (mod 4): outer in the service's family; 3, 0: crossed (v4 over v6, v6 over v4)
-  case $((n % 4)) in 1|2) o4=; o6= ;; *) o4=" outer fd65:$n::2"; o6=" outer 10.101.$n.2" ;; esac
-  cfg_put "$d" "add 10.101.$n.2 port 5501 csum none$o4\nadd fd65:$n::2 port 5501 csum udp$o6\n"
+  case $((n % 4)) in 1|2) o4=; o6= ;; *) o4=" --outer fd65:$n::2"; o6=" --outer 10.101.$n.2" ;; esac
+  cfg_restore "$d" "-a -r 10.101.$n.2 --gue-port 5501 --csum none$o4\n-a -r fd65:$n::2 --gue-port 5501 --csum udp$o6\n"
 }
 scenario_netns() {
   local t0 r=1 u k units pids ok pk line tgone gone n p rc vip rsa tr tsetup ttraffic
@@ -422,7 +428,7 @@ scenario_netns() {
     for n in $units; do
       pk=$(wait_hook_packets "chd$n" 20)
       if [ $((n % 2)) = 1 ]; then rsa=10.101.$n.2; else rsa=fd65:$n::2; fi
-      cfg_put "chd$n" "edit $rsa csum remcsum\n" || line="$line chd$n edit failed;"
+      cfg_ctl "chd$n" -e -r "$rsa" --csum remcsum || line="$line chd$n edit failed;"
       pk=$(hook_packets "chd$n")
       line="$line chd$n $pk pkts;"
       [ "$pk" -gt 0 ] || ok=0

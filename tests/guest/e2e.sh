@@ -331,7 +331,7 @@ run_layout() { # CLIENT_FAMILY OUTER_FAMILY CSUM
 # every write must succeed, the upload must complete, and nothing may be dropped on transmit.
 run_config_churn() {
   local name ipid writes_failed i mode irc mbps drops gerr
-  name="rust-c4-o4: 90 configuration writes under load"
+  name="rust-c4-o4: 90 edits (ipvs-gue-ctl -e) under load"
   ipvs_clear
   cell_service rust 4 4 nocsum rs1 || { tap_fail "$name: service setup"; return; }
   drops_start
@@ -341,7 +341,7 @@ run_config_churn() {
   writes_failed=0 i=0
   while [ $i -lt 30 ]; do
     for mode in udp remcsum none; do
-      nsx director sh -c "echo 'edit 10.2.0.2 csum $mode' > /proc/net/ipvs_gue" || writes_failed=$((writes_failed + 1))
+      nsx director ipvs-gue-ctl -e -r 10.2.0.2 --csum "$mode" || writes_failed=$((writes_failed + 1))
     done
     i=$((i + 1))
   done

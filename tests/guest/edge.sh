@@ -1,5 +1,5 @@
 # Guest side of tests/edge.sh: traffic beyond TCP uploads and wire properties, each case through
-# the module (ours: DR service + /proc/net/ipvs_gue) AND the kernel's C GUE path (c: ipvsadm -i
+# the module (ours: DR service + ipvs-gue-ctl) AND the kernel's C GUE path (c: ipvsadm -i
 # --tun-type gue) in the same boot, printed side by side.  busybox sh; run by /init.
 #   KO      module to insmod before the topology is built (required)
 #   CELLS   which cells (default all): udp sctp options wire mtu
@@ -30,7 +30,7 @@ tmark() { [ "${EDGE_TRACE:-0}" = 1 ] && diag "t=$(now) $*"; return 0; }
 
 edge_clear() {
   nsx director ipvsadm -C
-  nsx director sh -c "echo flush > $PROC" 2>/dev/null || true
+  nsx director ipvs-gue-ctl -C 2>/dev/null || true
 }
 
 # svc PATH(ours|c) PROTO(tcp|udp|sctp) CF OF PORT [CSUM nocsum|csum|remcsum]: one service on
@@ -49,7 +49,8 @@ svc() {
       _dst=$(rs_addr rs1 "$_cf")
       case "$_cs" in nocsum) _mode=none ;; csum) _mode=udp ;; *) _mode=remcsum ;; esac
       SVC_ERR=$(nsx director ipvsadm -a $_pf "$_vs" -r "$(hostport "$_dst" "$_port")" -g 2>&1) || return 1
-      SVC_ERR=$(nsx director sh -c "echo 'add $_dst port $GUE_PORT csum $_mode outer $_outer' > $PROC" 2>&1) || return 1 ;;
+      SVC_ERR=$(nsx director ipvs-gue-ctl -a -r "$_dst" --gue-port "$GUE_PORT" --csum "$_mode" --outer "$_outer" 2>&1) \
+        || return 1 ;;
     c)
       SVC_ERR=$(nsx director ipvsadm -a $_pf "$_vs" -r "$(hostport "$_outer" "$_port")" -i --tun-type gue \
         --tun-port "$GUE_PORT" "--tun-$_cs" 2>&1) || return 1 ;;

@@ -3,7 +3,7 @@
 #   KO      module to insmod before the topology is built
 #   CELLS   which cells (default all): onepacket ipsec icmp frag6 localouter localclient
 # Every cell: a DR service (-g) to the real server's address plus the module's GUE config for it
-# (/proc/net/ipvs_gue, as ipvs_service_rust does); assertions on the module's per-server counters
+# (ipvs-gue-ctl, as ipvs_service_rust does); assertions on the module's per-server counters
 # (columns by name from the listing's header line) and on what arrives at the real server.
 # TAP on the console, one JSON line per cell on /dev/ttyS1.
 . /guest/lib.sh
@@ -47,12 +47,12 @@ snmp6() { # NS KEY
 
 relay_clear() {
   nsx director ipvsadm -C
-  nsx director sh -c "echo flush > $PROC" 2>/dev/null || true
+  nsx director ipvs-gue-ctl -C 2>/dev/null || true
 }
 
-# Module config for one real server: 'add ADDR port 5501 [outer OUTER]'; error text on stdout.
+# Module config for one real server, GUE to port 5501 [of OUTER]; error text on stdout.
 gue_add() { # ADDR [OUTER]
-  nsx director sh -c "echo 'add $1 port $GUE_PORT${2:+ outer $2}' > $PROC" 2>&1
+  nsx director ipvs-gue-ctl -a -r "$1" --gue-port "$GUE_PORT" ${2:+--outer "$2"} 2>&1
 }
 
 udp_service() { # VIP PORT RS_ADDR [ipvsadm -A options...]
