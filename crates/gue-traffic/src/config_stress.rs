@@ -828,12 +828,12 @@ impl Writer<'_> {
                 self.generation = s.generation;
             }
             if matches!(op.request.cmd, cmd::TABLE_FLUSH | cmd::TABLE_REPLACE)
-                || self.requests % DUMP_EVERY == 0
+                || self.requests.is_multiple_of(DUMP_EVERY)
                 || !problems.is_empty()
             {
                 self.check_whole(m, &mut problems);
             }
-        } else if self.requests % SWEEP_EVERY == 0 || !problems.is_empty() {
+        } else if self.requests.is_multiple_of(SWEEP_EVERY) || !problems.is_empty() {
             for _ in 0..SWEEP {
                 let a = self.rng.pick(self.ctx.pool);
                 self.check_addr(a, m, &mut problems);
@@ -1064,14 +1064,16 @@ mod tests {
         Sim { state: Mutex::new((empty_table(), 1)), fault }
     }
 
-    type Answer = Result<Vec<GueMessage>, (i32, String)>;
+    /// A refusal: errno and extack message.
+    type Fail = (i32, String);
+    type Answer = Result<Vec<GueMessage>, Fail>;
 
-    fn refuse<T>(errno: i32, message: impl Into<String>) -> Result<T, (i32, String)> {
+    fn refuse<T>(errno: i32, message: impl Into<String>) -> Result<T, Fail> {
         Err((errno, message.into()))
     }
 
     /// `(type with flags, payload)` of each attribute; `EINVAL` for bytes left over.
-    fn walk(mut bytes: &[u8]) -> Result<Vec<(u16, &[u8])>, (i32, String)> {
+    fn walk(mut bytes: &[u8]) -> Result<Vec<(u16, &[u8])>, Fail> {
         let mut out = Vec::new();
         while !bytes.is_empty() {
             let len = bytes.get(..2).map_or(0, |l| usize::from(u16::from_ne_bytes([l[0], l[1]])));
@@ -1085,7 +1087,7 @@ mod tests {
     }
 
     /// The spec's `server-settings` policy for types `1..=max` (1 for the address alone).
-    fn settings_policy(attrs: &[(u16, &[u8])], max: u16, fault: Fault) -> Result<(), (i32, String)> {
+    fn settings_policy(attrs: &[(u16, &[u8])], max: u16, fault: Fault) -> Result<(), Fail> {
         for &(ty, payload) in attrs {
             let kind = ty & !NLA_F_NESTED;
             if kind == 0 || kind > max {
@@ -1110,7 +1112,7 @@ mod tests {
         Ok(())
     }
 
-    fn decode(op: ServerOp, attrs: &[(u16, &[u8])]) -> Result<Command, (i32, String)> {
+    fn decode(op: ServerOp, attrs: &[(u16, &[u8])]) -> Result<Command, Fail> {
         decode_server(op, attrs.iter().copied()).or_else(|fault| refuse(EINVAL, fault.error.message()))
     }
 
