@@ -177,7 +177,8 @@ perm_refused "new user namespace without a mapping (unshare -U)" cs-perm-a unsha
 perm_refused "root of a new user namespace (unshare -Ur)" cs-perm-a unshare -Ur
 perm_refused "initial namespace, root of a new user namespace (unshare -Ur)" - unshare -Ur
 grep -q '^nobody:' /etc/passwd || echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >> /etc/passwd
-perm_refused "non-root uid 65534" cs-perm-b su -s /bin/sh nobody -c 'exec "$0" "$@"'
+# "--": busybox su would take the tool's options for its own.
+perm_refused "non-root uid 65534" cs-perm-b su -s /bin/sh nobody -c 'exec "$0" "$@"' --
 # Reading needs no privilege: the dump and the proc listing.
 if nsx cs-perm-a unshare -U $CTL -S 2>&1 | sort > /tmp/cs-ro.txt && cmp -s /tmp/cs-ro.txt /tmp/cs-a0.txt; then
   tap_ok "perm: an unprivileged reader (unshare -U) dumps the same table over netlink"
