@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Configuration stress and permission suite: boots the VM with the module, runs
-# tests/guest/config-stress.sh (`gue-traffic config-stress`: K concurrent writers, N adversarial
-# writes checked against a model, plus its self-test; CAP_NET_ADMIN and namespace isolation
-# checks; kernel log clean): KTAP, ending with "N passed, M failed".
+# tests/guest/config-stress.sh (`gue-traffic config-stress`: K concurrent writers, one netlink
+# socket each, N requests to the ipvs_gue generic netlink family, valid and malformed, checked
+# against a model, plus its self-test; CAP_NET_ADMIN and namespace isolation checks over
+# netlink with ipvs-gue-ctl; kernel log clean): KTAP, ending with "N passed, M failed".
 #   tests/config-stress.sh [options] [MODULE.ko]
 #     MODULE.ko         module under test (default: $IPVS_GUE_KO, else ./ipvs_gue.ko; with
 #                       --debug: target/module-debug/ipvs_gue.ko)
@@ -10,15 +11,15 @@
 #     --debug           the debug kernel (`scripts/build-kernel debug`; while another kernel build
 #                       runs, the newest finished one); its module: `scripts/build-module --kernel debug`
 #     --writers K       concurrent writers (default 4)
-#     --writes N        writes in all (default 10000; 3000 on a debug kernel, which takes ~4x
-#                       longer per write under TCG)
+#     --writes N        netlink writes in all (default 10000; 3000 on a debug kernel, which
+#                       takes ~4x longer per request under TCG)
 #     --seed S          generator seed (default 1)
 #     --timeout SECS    hard limit for the VM (default 420; the stress itself gets SECS - 170)
 #     --out DIR         console.log, results.txt (default target/config-stress)
 #     -h, --help
 #   Env: IPVS_GUE_MEM (guest memory; default 1G, 2G on a debug kernel), IPVS_GUE_CMDLINE
-#   (appended; log_buf_len=16M is added so the per-rejection kernel lines all fit, and
-#   acpi=noirq on a debug kernel, whose ACPI IRQ routing takes minutes under TCG).
+#   (appended; acpi=noirq is added on a debug kernel, whose ACPI IRQ routing takes minutes
+#   under TCG).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -70,15 +71,19 @@ main() {
   fi
 
   writes=${writes:-10000}
-  # The guest runs the initramfs's gue-traffic: it must know config-stress.
-  local bin="$TOP/target/x86_64-unknown-linux-gnu/release/gue-traffic"
-  if ! { [ -x "$bin" ] && [ "$bin" -nt "$TOP/crates/gue-traffic/src/config_stress.rs" ] \
-         && "$bin" config-stress --help 2>/dev/null | grep -q config-stress; }; then
-    log "building the static tools (gue-traffic lacks a current config-stress)"
+  # The guest runs the initramfs's gue-traffic and ipvs-gue-ctl: they must be current (the
+  # stress drives the family through ipvs-gue-ctl's client library).
+  local dir="$TOP/target/x86_64-unknown-linux-gnu/release" src
+  local stale=0
+  for src in "$TOP/crates/gue-traffic/src/config_stress.rs" "$TOP"/crates/ipvs-gue-ctl/src/*.rs; do
+    [ "$dir/gue-traffic" -nt "$src" ] && [ "$dir/ipvs-gue-ctl" -nt "$src" ] || stale=1
+  done
+  if [ "$stale" = 1 ] || ! "$dir/gue-traffic" config-stress --help 2>/dev/null | grep -q config-stress; then
+    log "building the static tools (gue-traffic or ipvs-gue-ctl older than their sources)"
     "$TOP/scripts/build-tools" >/dev/null
   fi
 
-  export IPVS_GUE_CMDLINE="${IPVS_GUE_CMDLINE:+$IPVS_GUE_CMDLINE }log_buf_len=16M${extra_cmdline:+ $extra_cmdline}"
+  [ -z "$extra_cmdline" ] || export IPVS_GUE_CMDLINE="${IPVS_GUE_CMDLINE:+$IPVS_GUE_CMDLINE }$extra_cmdline"
   require_tools qemu-system-x86_64
   rm -rf "$out"; mkdir -p "$out"
   local rc=0

@@ -38,9 +38,8 @@ usage:
                   [--quote-proto udp|tcp] [--quote-len BYTES] [--mtu MTU] [--bind ADDR]
                   [--count N] [--interval-ms MS] [--json PATH|-]
   gue-traffic udp-sink --listen ADDR:PORT [--count N] [--timeout-ms T] [--json PATH|-]
-  gue-traffic config-stress [--proc PATH] [--writers K] [--writes N] [--rounds R]
-                  [--single-pct P] [--strict-pct P] [--seed S] [--skip-model-update N]
-                  [--max-report N] [--verbose]
+  gue-traffic config-stress [--writers K] [--writes N] [--rounds R] [--single-pct P]
+                  [--seed S] [--skip-model-update N] [--max-report N] [--verbose]
 
 Protocol (per request, many per connection): client sends 8-byte big-endian
 length + body; server replies \"<len> <sha256hex>\\n\".
@@ -78,18 +77,19 @@ udp-sink: counts datagrams on ADDR:PORT until COUNT arrived or the timeout
        (default 5000 ms); prints \"listening on ADDR:PORT\" to stderr once bound
        and JSON {datagrams, bytes, min_bytes, max_bytes, sources}. Exit 0 if
        COUNT (without --count: at least one) arrived, 1 otherwise.
-config-stress: K writer threads (default 4) against one namespace's /proc/net/ipvs_gue
-       (default that path), N writes in all (default 10000): valid and adversarial
-       add/edit/del/flush, batches, bad bytes, overlong and over-4095-byte writes. After
-       every write: its result and errno, the '# last error:' text and the listed rows of
-       the writer's own addresses against its model. R rounds (default 4) of a single-writer
-       phase (P % of the writes, default 20; flush, a fill to the 64-server working set) and
-       a concurrent phase; --strict-pct (default 50) of the rejected concurrent writes run
-       alone so their error text is checked exactly. Flushes the table first.
-       --skip-model-update N (self-test): the N-th accepted write that changes the table is
-       left out of the model, so the run must report a mismatch. Mismatches go to stderr; the
-       last stdout line is \"config-stress summary key=value ...\". Exit 0 if no mismatch, 1
-       otherwise.
+config-stress: K writer threads (default 4), each with its own socket, against the ipvs_gue
+       generic netlink family of the process's namespace, N writes in all (default 10000):
+       server-add/edit/del, new, listed and missing servers, and malformed requests (bad
+       lengths, port 0, unknown csum, missing or unknown attributes, truncated). Every answer
+       is checked (errno and extack message) and the server concerned fetched and compared
+       with the writer's model. R rounds (default 4) of a single-writer phase (P % of the
+       writes, default 20: table-flush, table-replace, also with one bad server; the
+       generation must grow by one per accepted change; full dumps against the model) and a
+       concurrent phase (each writer under a quota of 1024/K servers; a full dump after it).
+       Flushes the table first. --skip-model-update N (self-test): the N-th accepted change is
+       left out of the model, so the run must report a mismatch. Mismatches go to stderr
+       (\"MISMATCH n ...\"); the last stdout line is \"config-stress summary key=value ...\".
+       Exit 0 if no mismatch, 1 otherwise.
 ";
 
 fn main() -> ExitCode {

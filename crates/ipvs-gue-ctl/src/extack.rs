@@ -210,8 +210,7 @@ fn locate(request: &[u8], offset: u32) -> Option<Location> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::tests::nla;
-    use crate::wire::{request, table_replace};
+    use crate::wire::{nla, request, table_replace};
     use gue_core::addr::InetAddr;
     use gue_core::config::{ChecksumMode, Command, RealServerConfig};
 

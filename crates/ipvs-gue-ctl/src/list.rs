@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::wire::Server;
+use ipvs_gue_ctl::wire::Server;
 use gue_core::stats::StatsSnapshot;
 
 /// A counter the way `ipvsadm` prints it: exact below 100 million, then

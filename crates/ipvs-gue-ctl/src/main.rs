@@ -8,11 +8,8 @@
 //! table, and its refusals are shown with the message and attribute it names.
 
 mod args;
-mod extack;
 mod list;
-mod netlink;
 mod restore;
-mod wire;
 
 use std::ffi::OsString;
 use std::io::{self, ErrorKind, Read, Write};
@@ -21,8 +18,8 @@ use std::process::ExitCode;
 use args::{parse_args, Args, Mode, UsageError, USAGE};
 use gue_core::addr::InetAddr;
 use gue_core::config::Command;
-use netlink::Connection;
-use wire::{op_name, Server};
+use ipvs_gue_ctl::netlink::{self, Connection};
+use ipvs_gue_ctl::wire::{self, op_name, Server};
 
 const PROG: &str = "ipvs-gue-ctl";
 

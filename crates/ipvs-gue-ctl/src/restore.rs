@@ -63,7 +63,7 @@ pub fn parse(input: &[u8]) -> Result<Restore, UsageError> {
 mod tests {
     use super::*;
     use crate::list::save;
-    use crate::wire::Server;
+    use ipvs_gue_ctl::wire::Server;
     use gue_core::config::ChecksumMode;
     use gue_core::stats::StatsSnapshot;
     use proptest::prelude::*;

@@ -347,8 +347,19 @@ pub fn decode_server(attrs: &[u8]) -> Result<Server, ReplyError> {
     })
 }
 
+/// One attribute of type `ty` (flags included) carrying `payload` as given, padded as the
+/// kernel pads: for requests no command above makes (a malformed one, to see it refused) and
+/// for replies in tests. Panics if the payload does not fit an attribute's `u16` length.
+pub fn nla(ty: u16, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(NLA_HEADER_SIZE + payload.len()).expect("attribute longer than 64 KiB");
+    let mut out = [len.to_ne_bytes(), ty.to_ne_bytes()].concat();
+    out.extend_from_slice(payload);
+    out.resize((out.len() + 3) & !3, 0);
+    out
+}
+
 #[cfg(test)]
-pub mod tests {
+mod tests {
     use super::*;
     use gue_core::config::EditFields;
     use gue_core::netlink::{decode_server as module_decode, ServerOp};
@@ -485,15 +496,6 @@ pub mod tests {
             );
         }
         assert!(msg.attrs.len() > 4_000_000, "{}", msg.attrs.len());
-    }
-
-    /// An attribute as the kernel writes it, padding included.
-    pub fn nla(ty: u16, payload: &[u8]) -> Vec<u8> {
-        let len = u16::try_from(4 + payload.len()).unwrap();
-        let mut out = [len.to_ne_bytes(), ty.to_ne_bytes()].concat();
-        out.extend_from_slice(payload);
-        out.resize((out.len() + 3) & !3, 0);
-        out
     }
 
     #[test]
