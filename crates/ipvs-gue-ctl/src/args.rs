@@ -77,7 +77,8 @@ generic netlink family.
 
 -S prints the table as -a lines, one per server. -R reads such lines from
 standard input (blank lines and # comment lines allowed) and makes them the
-whole table in one change: all or nothing.
+whole table in one change: all or nothing. Input without a server is refused
+(-C clears the table).
 
 Options:
   -r, --real-server ADDR  IPVS real server (destination) address, IPv4 or IPv6;

@@ -23,7 +23,8 @@ pub struct Restore {
 
 /// Parses `input`: one `-a` line per server; blank lines and lines starting with `#` are
 /// skipped. A bad line, a server listed twice or more than the table holds is an error
-/// naming the line.
+/// naming the line. Input without a server is refused: restoring it would empty the table,
+/// which is what an empty file from a failed `-S` would do to a director (`-C` clears).
 pub fn parse(input: &[u8]) -> Result<Restore, UsageError> {
     let mut restore = Restore::default();
     let mut first_seen: HashMap<InetAddr, usize> = HashMap::new();
@@ -56,6 +57,11 @@ pub fn parse(input: &[u8]) -> Result<Restore, UsageError> {
         restore.servers.push((addr, config));
         restore.lines.push(line);
     }
+    if restore.servers.is_empty() {
+        return Err(UsageError(
+            "the input lists no servers: restoring it would empty the table (-C clears it)".into(),
+        ));
+    }
     Ok(restore)
 }
 
@@ -85,7 +91,7 @@ mod tests {
         /// What `-S` prints, `-R` reads back to the same servers, in the same order.
         #[test]
         fn save_output_restores_the_same_servers(
-            table in proptest::collection::hash_map(addr(), (addr(), 1u16.., 0usize..3), 0..50),
+            table in proptest::collection::hash_map(addr(), (addr(), 1u16.., 0usize..3), 1..50),
         ) {
             let rows: Vec<Server> = table
                 .iter()
@@ -108,7 +114,17 @@ mod tests {
         let restore = parse(input).unwrap();
         assert_eq!(restore.lines, [3, 5]);
         assert_eq!(restore.servers[1].1.csum, ChecksumMode::RemoteOffload);
-        assert_eq!(parse(b""), Ok(Restore::default()));
+    }
+
+    #[test]
+    fn an_input_without_servers_is_refused() {
+        let refused = Err(UsageError(
+            "the input lists no servers: restoring it would empty the table (-C clears it)".into(),
+        ));
+        assert_eq!(parse(b""), refused);
+        assert_eq!(parse(b"# saved by ipvs-gue-ctl -S
+
+"), refused);
     }
 
     #[test]
