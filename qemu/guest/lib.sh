@@ -1,5 +1,6 @@
 # Everything a guest test script needs: . /guest/lib.sh
 . /guest/tap.sh
+. /guest/clock.sh
 . /guest/topology.sh
 . /guest/ipvs.sh
 . /guest/drops.sh

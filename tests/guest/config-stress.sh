@@ -35,8 +35,6 @@ diag_file() { # FILE [MAX_LINES]
   local l
   head -n "${2:-20}" "$1" | while IFS= read -r l; do diag "  $l"; done
 }
-now() { cut -d' ' -f1 /proc/uptime; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
 summary_field() { # FILE KEY
   sed -n 's/^config-stress summary //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }

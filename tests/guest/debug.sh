@@ -32,8 +32,6 @@ tap_ok()   { TAP_N=$((TAP_N + 1)); TAP_PASS=$((TAP_PASS + 1)); emit "ok $TAP_N -
 tap_fail() { TAP_N=$((TAP_N + 1)); TAP_FAIL=$((TAP_FAIL + 1)); emit "not ok $TAP_N - $*"; }
 diag() { emit "# $*"; }
 kmsg() { echo "ipvs-gue-debug: $*" > /dev/kmsg; }
-now() { cut -d' ' -f1 /proc/uptime; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
 has_scenario() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 mod_loaded() { grep -q "^$MOD " /proc/modules; }
 lockdep_armed() { awk '/debug_locks:/ {print $2; f = 1} END {if (!f) print "?"}' /proc/lockdep_stats 2>/dev/null || echo "?"; }

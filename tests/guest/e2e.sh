@@ -327,8 +327,20 @@ run_layout() { # CLIENT_FAMILY OUTER_FAMILY CSUM
   fi
 }
 
+# After an upload measured between drops_start and here: its rate (from iperf3's JSON) and the
+# director's accounting, in UP_MBPS, UP_DROPS (transmit-path drops), UP_GSO_ERRORS,
+# UP_IPVS_PKTS (packets IPVS scheduled), UP_SEGS_IN and UP_SEGS_OUT (segments in, out).
+upload_accounting() { # IPERF3_JSON
+  drops_stop > /tmp/drops.txt
+  UP_MBPS=$(jq '(.end.sum_received.bits_per_second // 0) / 1e6 | round' "$1" 2>/dev/null || echo 0)
+  UP_DROPS=$(( $(drops_get /tmp/drops.txt kfree_xmit) + $(drops_get /tmp/drops.txt tx_dropped_delta) ))
+  UP_GSO_ERRORS=$(drops_get /tmp/drops.txt gso_errors)
+  UP_IPVS_PKTS=$(drops_get /tmp/drops.txt in_pkts)
+  UP_SEGS_IN=$(drops_get /tmp/drops.txt in_segs); UP_SEGS_OUT=$(drops_get /tmp/drops.txt out_segs)
+}
+
 # Table replacements (RCU publish + grace period) while a bulk upload runs through the module:
-# every write must succeed, the upload must complete, and nothing may be dropped on transmit.
+# every edit must succeed, the upload must complete, and nothing may be dropped on transmit.
 run_config_churn() {
   local name ipid writes_failed i mode irc mbps drops gerr
   name="rust-c4-o4: 90 edits (ipvs-gue-ctl -e) under load"
@@ -346,10 +358,8 @@ run_config_churn() {
     i=$((i + 1))
   done
   wait "$ipid"; irc=$?
-  drops_stop > /tmp/drops.txt
-  mbps=$(jq '(.end.sum_received.bits_per_second // 0) / 1e6 | round' /tmp/churn.json 2>/dev/null || echo 0)
-  drops=$(( $(drops_get /tmp/drops.txt kfree_xmit) + $(drops_get /tmp/drops.txt tx_dropped_delta) ))
-  gerr=$(drops_get /tmp/drops.txt gso_errors)
+  upload_accounting /tmp/churn.json
+  mbps=$UP_MBPS drops=$UP_DROPS gerr=$UP_GSO_ERRORS
   if [ "$irc" = 0 ] && [ "$writes_failed" = 0 ] && [ "$drops" = 0 ] && [ "$gerr" = 0 ]; then
     tap_ok "$name: upload ok ($mbps Mbit/s), 0 drops, 0 GSO errors"
   else
@@ -409,13 +419,9 @@ EOF
   drops_start
   start=$(used_packets)
   nsx client iperf3 -c "$VIP4" -p 5201 -t 4 -J > /tmp/keepalived-iperf.json 2>&1; irc=$?
-  drops_stop > /tmp/drops.txt
+  upload_accounting /tmp/keepalived-iperf.json
   end=$(used_packets)
-  mbps=$(jq '(.end.sum_received.bits_per_second // 0) / 1e6 | round' /tmp/keepalived-iperf.json 2>/dev/null || echo 0)
-  drops=$(( $(drops_get /tmp/drops.txt kfree_xmit) + $(drops_get /tmp/drops.txt tx_dropped_delta) ))
-  gerr=$(drops_get /tmp/drops.txt gso_errors)
-  inpkts=$(drops_get /tmp/drops.txt in_pkts)
-  segs_in=$(drops_get /tmp/drops.txt in_segs); segs_out=$(drops_get /tmp/drops.txt out_segs)
+  mbps=$UP_MBPS drops=$UP_DROPS gerr=$UP_GSO_ERRORS inpkts=$UP_IPVS_PKTS segs_in=$UP_SEGS_IN segs_out=$UP_SEGS_OUT
   # keepalived's health checks (a TCP connection to :8080 a second) leave the director on the
   # same link as the GUE segments: a few more frames out than in, never fewer.
   extra=$(( ${segs_out:-0} - ${segs_in:-0} ))
@@ -459,8 +465,6 @@ ctl_restore() {
   echo "wall_ms=$(( $(uptime_ms) - t0 ))" >> "$2"
   return "$rc"
 }
-# Milliseconds since boot, to 10 ms (busybox date has no %N).
-uptime_ms() { awk '{printf "%d\n", $1 * 1000}' /proc/uptime; }
 # The kernel's time of a ctl_restore report (999999 if it has none), and its wall time.
 kernel_ms() { local ms; ms=$(sed -n 's/.*answered in \([0-9]*\) ms.*/\1/p' "$1"); echo "${ms:-999999}"; }
 wall_ms() { sed -n 's/^wall_ms=//p' "$1"; }
@@ -493,19 +497,15 @@ run_replace_under_load() {
   alive=no; ! kill -0 "$ipid" 2>/dev/null || alive=yes
   second=$(kernel_ms /tmp/scale-b.out)
   wait "$ipid" || irc="$irc/iperf3 $?"
-  drops_stop > /tmp/drops.txt
+  upload_accounting /tmp/scale-iperf.json
   end=$(used_packets)
-  mbps=$(jq '(.end.sum_received.bits_per_second // 0) / 1e6 | round' /tmp/scale-iperf.json 2>/dev/null || echo 0)
-  drops=$(( $(drops_get /tmp/drops.txt kfree_xmit) + $(drops_get /tmp/drops.txt tx_dropped_delta) ))
-  gerr=$(drops_get /tmp/drops.txt gso_errors)
+  mbps=$UP_MBPS drops=$UP_DROPS gerr=$UP_GSO_ERRORS inpkts=$UP_IPVS_PKTS segs_in=$UP_SEGS_IN segs_out=$UP_SEGS_OUT
   # Every packet IPVS scheduled went through the module (none passed as plain DR while the
   # table was replaced) and was counted once (no counts lost with the old table's version).
   # The module's count is read just after IPVS's: a late segment of the finished connection
   # may fall between them, hence the slack of 2 (the silent-loss build misses ~1 in 50).
   # And every segment that reached the director left it (as GUE), as in each cell's balance.
-  inpkts=$(drops_get /tmp/drops.txt in_pkts)
   gap=$(( ${inpkts:-0} - (end - start) ))
-  segs_in=$(drops_get /tmp/drops.txt in_segs); segs_out=$(drops_get /tmp/drops.txt out_segs)
   if [ "$irc" = 0 ] && [ "$alive" = yes ] && [ "$drops" = 0 ] && [ "$gerr" = 0 ] && [ "$mid" -gt 0 ] \
      && [ "$after" -ge "$mid" ] && [ "$gap" -ge -2 ] && [ "$gap" -le 2 ] && [ "${segs_in:-x}" = "${segs_out:-y}" ]; then
     tap_ok "$name: upload ok ($mbps Mbit/s, still running when the replacement was done), 0 drops, 0 GSO errors; IPVS scheduled $inpkts packets, the module counted $((end - start)) for the server ($mid before the replacement, $after after); $segs_in segments in, $segs_out out"

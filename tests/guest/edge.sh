@@ -22,7 +22,6 @@ client_addr() { [ "$1" = 6 ] && echo "$CLIENT6" || echo "$CLIENT4"; }
 lbl() { [ -n "$LABEL" ] && echo "[$LABEL] $*" || echo "$*"; }
 t_ok() { tap_ok "$(lbl "$*")"; }
 t_fail() { tap_fail "$(lbl "$*")"; }
-now() { cut -d' ' -f1 /proc/uptime; }
 # EDGE_TRACE=1: a timestamped diagnostic at each step (where does the time go under TCG?).
 tmark() { [ "${EDGE_TRACE:-0}" = 1 ] && diag "t=$(now) $*"; return 0; }
 
