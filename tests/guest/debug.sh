@@ -232,12 +232,12 @@ canary_late() {
 # Scenario 2: insmod, configuration writes (accepted and rejected), listing reads alongside.
 CFG_OK=0 CFG_REJ=0 CFG_BAD=0
 cfg_expect() { # NS ok|fail CMD ARGS... (CMD: cfg_ctl or cfg_restore)
-  local ns=$1 want=$2
-  shift 2
-  if "$1" "$ns" "$@"; then
-    if [ "$want" = ok ]; then CFG_OK=$((CFG_OK + 1)); else CFG_BAD=$((CFG_BAD + 1)); diag "   accepted, expected rejection: $*"; fi
+  local ns=$1 want=$2 cmd=$3
+  shift 3
+  if "$cmd" "$ns" "$@"; then
+    if [ "$want" = ok ]; then CFG_OK=$((CFG_OK + 1)); else CFG_BAD=$((CFG_BAD + 1)); diag "   accepted, expected rejection: $cmd $*"; fi
   else
-    if [ "$want" = fail ]; then CFG_REJ=$((CFG_REJ + 1)); else CFG_BAD=$((CFG_BAD + 1)); diag "   rejected, expected success: $* ($(head -n1 /tmp/cfg-put.err))"; fi
+    if [ "$want" = fail ]; then CFG_REJ=$((CFG_REJ + 1)); else CFG_BAD=$((CFG_BAD + 1)); diag "   rejected, expected success: $cmd $* ($(head -n1 /tmp/cfg-put.err))"; fi
   fi
 }
 cfg_series() { # NS
