@@ -115,7 +115,7 @@ fn put_summary(msg: &mut Message<'_>, summary: &TableSummary) -> Result {
     msg.put_u32(table_attr::CAPACITY, u32::try_from(summary.capacity).unwrap_or(u32::MAX))
 }
 
-/// An extack message: what the configuration language would say, cut to fit.
+/// An extack message: a refusal's own text, cut to fit.
 type ErrorText = FixedText<80>;
 
 /// One request being answered.
@@ -144,8 +144,8 @@ impl Handler<'_> {
         })
     }
 
-    /// Reports a refused change: the configuration error's own text (errno as for a proc
-    /// write), pointing at `attr` if given.
+    /// Reports a refused change: the configuration error's own text and errno, pointing at
+    /// `attr` if given.
     fn refused(&self, refusal: Refusal, attr: Option<&Attr<'_>>) -> Error {
         match refusal {
             Refusal::NoMemory => self.request.fail(ENOMEM, None, "out of memory for the new table"),

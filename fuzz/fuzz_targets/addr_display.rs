@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&family, rest)) = data.split_first() else {
         return;
     };
-    let (ours, std) = if family & 1 == 1 {
+    let (ours, expected) = if family & 1 == 1 {
         let Some(bytes) = rest.get(..16) else { return };
         let octets: [u8; 16] = bytes.try_into().unwrap();
         (InetAddr::v6(octets), Ipv6Addr::from(octets).to_string())
@@ -22,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
         let octets: [u8; 4] = bytes.try_into().unwrap();
         (InetAddr::v4(octets), Ipv4Addr::from(octets).to_string())
     };
-    assert_eq!(ours.to_string(), std, "Display differs from std for {ours:?}");
+    assert_eq!(ours.to_string(), expected, "Display differs from std for {ours:?}");
 });

@@ -16,8 +16,9 @@
 //! of server nests, each its attributes. Attributes: a count byte (`% 6`),
 //! then each a type byte (`% 7`: 0 and 5-6 are types no server request
 //! takes) and a length byte (`% 20`) of payload bytes; an address (type 1
-//! or 4) of length 16-19 is instead one of eight pool addresses 10.0.0.x
-//! (one byte), so that requests often name the same servers.
+//! or 4) of length 17-19 is instead one of sixteen pool addresses (one
+//! byte: 10.0.0.x or fd00::x, x < 8), so that requests often name the same
+//! servers of both families.
 
 use gue_core::addr::InetAddr;
 use gue_core::config::Command;
@@ -35,11 +36,23 @@ fn attrs(r: &mut Bytes<'_>) -> Attrs {
         .map(|_| {
             let ty = u16::from(r.u8() % 7);
             match (ty, usize::from(r.u8() % 20)) {
-                (server_attr::ADDRESS | server_attr::OUTER, 16..) => (ty, vec![10, 0, 0, r.u8() % 8]),
+                (server_attr::ADDRESS | server_attr::OUTER, 17..) => (ty, pool_address(r.u8())),
                 (_, len) => (ty, r.take(len).to_vec()),
             }
         })
         .collect()
+}
+
+/// Pool address `b`: 10.0.0.x, or fd00::x if bit 3 is set (x = `b % 8`).
+fn pool_address(b: u8) -> Vec<u8> {
+    if b & 8 == 0 {
+        vec![10, 0, 0, b % 8]
+    } else {
+        let mut v6 = vec![0; 16];
+        v6[0] = 0xfd;
+        v6[15] = b % 8;
+        v6
+    }
 }
 
 /// Decodes and checks what every decoded command must satisfy whatever the

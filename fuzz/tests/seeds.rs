@@ -67,7 +67,7 @@ fn table_ops_random_inputs() {
     }
 }
 
-/// Requests that mostly decode, over the eight pool addresses: adds,
+/// Requests that mostly decode, over the sixteen pool addresses: adds,
 /// edits, deletes, flushes and replacements that fill, empty and refill the
 /// table; one attribute in twenty is random (bad lengths, unknown types).
 #[test]
@@ -86,15 +86,16 @@ fn netlink_requests_mostly_valid() {
                 continue;
             }
             for _ in 0..servers {
-                // address (pool), port, csum, outer (pool): as many as the count says.
-                data.push(1 + rng.below(4) as u8);
-                for ty in 1..=4u8 {
+                // The first N of address (pool), port, csum, outer (pool).
+                let n = 1 + rng.below(4) as u8;
+                data.push(n);
+                for ty in 1..=n {
                     if rng.below(20) == 0 {
                         data.extend([rng.below(7) as u8, 4, 0, 0, 0, rng.below(256) as u8]);
                         continue;
                     }
                     match ty {
-                        1 | 4 => data.extend([ty, 16, rng.below(8) as u8]),
+                        1 | 4 => data.extend([ty, 17, rng.below(16) as u8]),
                         2 => data.extend([ty, 2, 1 + rng.below(250) as u8, 0]),
                         _ => data.extend([ty, 1, rng.below(3) as u8]),
                     }

@@ -245,7 +245,6 @@ fn check_combination(args: &Args) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// Strips the brackets of `[2001:db8::1]`, the form ipvsadm uses for IPv6.
 /// An IPv4 or IPv6 address, IPv6 optionally in brackets.
 fn parse_addr(text: &str) -> Result<InetAddr, UsageError> {
     InetAddr::parse(unbracket(text)).map_err(|_| usage(format!("'{text}' is not an IPv4 or IPv6 address")))
@@ -270,6 +269,7 @@ fn parse_csum(text: &str) -> Result<ChecksumMode, UsageError> {
         .ok_or_else(|| usage(format!("unknown checksum mode '{text}' (expected none, udp or remcsum)")))
 }
 
+/// Strips the brackets of `[2001:db8::1]`, the form ipvsadm uses for IPv6.
 fn unbracket(text: &str) -> &str {
     text.strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
