@@ -61,26 +61,6 @@ static_neighbours() {
 tap_check "permanent neighbour entries on links A, B, C (no ARP/ND while counting)" static_neighbours
 [ -x /bin/gue-traffic ] || tap_fail "gue-traffic present in the guest # missing: rebuild initramfs with --build-tools"
 
-# Configure the director for one cell.  rust / rust-bug: DR service + the module's GUE config.
-cell_service() { # VARIANT CF OF CSUM RS
-  local rsaddr
-  rsaddr=$(rs_addr "$5" "$3") || return 1
-  case "$1" in
-    dr)    [ "$2" = "$3" ] || { echo "# dr needs client family = outer family" >&2; return 1; }
-           ipvs_service_dr "$2" "$rsaddr" ;;
-    c-gue) ipvs_service_c_gue "$2" "$rsaddr" "$4" ;;
-    rust|rust-bug)  # IPVS dest in the client family, outer destination in the outer family
-           ipvs_service_rust "$2" "$(rs_addr "$5" "$2")" "$4" "$rsaddr" ;;
-    *) echo "# unknown variant $1" >&2; return 1 ;;
-  esac
-}
-
-# The module's counters summed over its real servers: "packets gso_packets drop_pmtu other_drops".
-module_counters() {
-  nsx director awk '!/^#/ {p += $5; g += $7; m += $8; o += $9 + $10 + $11} END {print p + 0, g + 0, m + 0, o + 0}' \
-    /proc/net/ipvs_gue 2>/dev/null || echo "0 0 0 0"
-}
-
 # jq, one invocation per record (jq takes ~0.9 s to start under TCG):
 # drops: drops_stop's KEY=VALUE text ($dtxt, --rawfile) as one object, numbers kept numbers.
 # conserve($d; $m) adds the receive-side drops and the conservation balance to a record
