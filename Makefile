@@ -4,7 +4,7 @@
 #   make test          unit tests, QEMU smoke test, e2e matrix; ends with "N passed, N failed"
 #   make test-debug    every suite on the debug kernel (KASAN, lockdep, kmemleak...), splats fail
 #   make test-upstream the harness against a kernel with the C fix reverted (test-only kernel)
-#   make bench         side-by-side throughput: Rust module vs C IPVS GUE vs plain DR
+#   make bench         benchmark matrix: Rust module vs C IPVS GUE vs plain DR (docs/benchmark.md)
 # KDIR=<kernel build dir> builds the module against another configured CONFIG_RUST=y tree.
 
 .PHONY: all module module-bug setup kernel unit tools initramfs test test-debug smoke e2e test-upstream demo bench clean
