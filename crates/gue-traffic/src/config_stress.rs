@@ -197,13 +197,6 @@ impl Rng {
 /// A writer's servers: address to settings (ordered, so that a seed replays the same run).
 pub type Model = BTreeMap<IpAddr, RealServerConfig>;
 
-fn inet(ip: IpAddr) -> InetAddr {
-    match ip {
-        IpAddr::V4(v4) => InetAddr::v4(v4.octets()),
-        IpAddr::V6(v6) => InetAddr::v6(v6.octets()),
-    }
-}
-
 fn ip(addr: &InetAddr) -> IpAddr {
     match (addr.v4_octets(), addr.v6_octets()) {
         (Some(v4), _) => IpAddr::from(v4),
@@ -249,7 +242,7 @@ fn random_port(rng: &mut Rng) -> u16 {
 }
 
 fn random_config(rng: &mut Rng, addr: IpAddr) -> RealServerConfig {
-    RealServerConfig { outer: inet(random_outer(rng, addr)), port: random_port(rng), csum: rng.pick(&MODES) }
+    RealServerConfig { outer: InetAddr::from(random_outer(rng, addr)), port: random_port(rng), csum: rng.pick(&MODES) }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -326,7 +319,7 @@ fn raw(kind: &'static str, command: u8, attrs: Vec<u8>, addr: Option<IpAddr>, ex
 }
 
 fn addr_attr(addr: IpAddr) -> Vec<u8> {
-    nla(server_attr::ADDRESS, inet(addr).octets())
+    nla(server_attr::ADDRESS, InetAddr::from(addr).octets())
 }
 
 fn port_attr(port: u16) -> Vec<u8> {
@@ -359,37 +352,37 @@ fn try_op(rng: &mut Rng, ctx: &Ctx<'_>, m: &Model) -> Option<Op> {
             if rng.pct(20) {
                 // Port alone: csum and outer take the spec's defaults.
                 let port = random_port(rng);
-                let config = RealServerConfig { outer: inet(a), port, csum: ChecksumMode::None };
+                let config = RealServerConfig { outer: InetAddr::from(a), port, csum: ChecksumMode::None };
                 let attrs = [addr_attr(a), port_attr(port)].concat();
                 raw("add (defaults)", cmd::SERVER_ADD, attrs, Some(a), Expect::Accept(Change::Set(a, config)))
             } else {
                 let config = random_config(rng, a);
-                valid("add", Command::Add(inet(a), config), a, Expect::Accept(Change::Set(a, config)))
+                valid("add", Command::Add(InetAddr::from(a), config), a, Expect::Accept(Change::Set(a, config)))
             }
         }
         1 => {
             let a = used_addr(rng, m)?;
-            valid("add existing", Command::Add(inet(a), random_config(rng, a)), a, Expect::Refuse(EEXIST))
+            valid("add existing", Command::Add(InetAddr::from(a), random_config(rng, a)), a, Expect::Refuse(EEXIST))
         }
         2 => {
             let a = used_addr(rng, m)?;
             let (fields, after) = random_edit(rng, a, m[&a]);
-            valid("edit", Command::Edit(inet(a), fields), a, Expect::Accept(Change::Set(a, after)))
+            valid("edit", Command::Edit(InetAddr::from(a), fields), a, Expect::Accept(Change::Set(a, after)))
         }
         3 => {
             let a = free_addr(rng, ctx, m)?;
             let before = random_config(rng, a);
             let (fields, _) = random_edit(rng, a, before);
-            valid("edit missing", Command::Edit(inet(a), fields), a, Expect::Refuse(ENOENT))
+            valid("edit missing", Command::Edit(InetAddr::from(a), fields), a, Expect::Refuse(ENOENT))
         }
         // Also when full: deletes keep the writer under its quota.
         0 | 4 => {
             let a = used_addr(rng, m)?;
-            valid("del", Command::Delete(inet(a)), a, Expect::Accept(Change::Remove(a)))
+            valid("del", Command::Delete(InetAddr::from(a)), a, Expect::Accept(Change::Remove(a)))
         }
         5 => {
             let a = free_addr(rng, ctx, m)?;
-            valid("del missing", Command::Delete(inet(a)), a, Expect::Refuse(ENOENT))
+            valid("del missing", Command::Delete(InetAddr::from(a)), a, Expect::Refuse(ENOENT))
         }
         6 => malformed(rng, ctx, m)?,
         7 if rng.pct(80) => flush(),
@@ -405,7 +398,7 @@ fn random_edit(rng: &mut Rng, addr: IpAddr, before: RealServerConfig) -> (EditFi
     let fields = EditFields {
         port: (which & 1 != 0).then(|| random_port(rng)),
         csum: (which & 2 != 0).then(|| rng.pick(&MODES)),
-        outer: (which & 4 != 0).then(|| inet(random_outer(rng, addr))),
+        outer: (which & 4 != 0).then(|| InetAddr::from(random_outer(rng, addr))),
     };
     let mut after = before;
     if let Some(port) = fields.port {
@@ -481,7 +474,7 @@ fn malformed(rng: &mut Rng, ctx: &Ctx<'_>, m: &Model) -> Option<Op> {
             raw("truncated attribute", command, attrs(&[cut]), Some(a), einval)
         }
         _ => {
-            let flagged = nla(server_attr::ADDRESS | NLA_F_NESTED, inet(a).octets());
+            let flagged = nla(server_attr::ADDRESS | NLA_F_NESTED, InetAddr::from(a).octets());
             raw("nest flag on the address", command, [flagged, port].concat(), Some(a), einval)
         }
     })
@@ -511,7 +504,7 @@ fn desired(rng: &mut Rng, ctx: &Ctx<'_>, m: &Model) -> Model {
 }
 
 fn servers(m: &Model) -> Vec<(InetAddr, RealServerConfig)> {
-    m.iter().map(|(&a, &c)| (inet(a), c)).collect()
+    m.iter().map(|(&a, &c)| (InetAddr::from(a), c)).collect()
 }
 
 fn replace(rng: &mut Rng, ctx: &Ctx<'_>, m: &Model) -> Op {
@@ -675,7 +668,7 @@ impl Writer<'_> {
     /// `server-get` of `a`: its settings, `None` if refused with `ENOENT` and a message.
     fn get(&mut self, a: IpAddr, problems: &mut Vec<String>) -> Result<Option<RealServerConfig>, ()> {
         self.run.stats.gets.fetch_add(1, Ordering::Relaxed);
-        match self.link.execute(wire::server_get(inet(a))) {
+        match self.link.execute(wire::server_get(InetAddr::from(a))) {
             Ok(replies) => match replies.as_slice() {
                 [reply] => match wire::decode_server(&reply.attrs) {
                     Ok(server) if ip(&server.addr) == a => Ok(Some(server.config)),
