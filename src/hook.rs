@@ -6,12 +6,13 @@
 //! set, both the packets it schedules and the ICMP errors it relays to a connection's real
 //! server. Such a packet is ours when its real server is in this namespace's GUE table;
 //! everything else passes untouched after one bit test (or, while the table is empty, one
-//! pointer load).
+//! pointer load). Our own outer packets pass here too (IPVS's hooks skip them by the same
+//! bit) and leave after a per-CPU compare.
 
 #![deny(unsafe_code)]
 
 use crate::encap;
-use crate::gue_core::headers::IPPROTO_UDP;
+use crate::gue_core::flow;
 use crate::net::ipvs::{self, Connection};
 use crate::net::netfilter::{HookSkb, LocalOutHook, Verdict};
 use crate::net::rcu::RcuReadGuard;
@@ -20,7 +21,7 @@ use crate::netns::Netns;
 
 impl LocalOutHook for Netns {
     fn local_out(&self, net: &Net, skb: HookSkb<'_>) -> Verdict {
-        if !skb.ipvs_property() {
+        if !skb.ipvs_property() || skb.is_own_output() {
             return skb.accept();
         }
         let rcu = RcuReadGuard::new();
@@ -34,20 +35,19 @@ impl LocalOutHook for Netns {
         let Some(packet) = ipvs::classify(&skb, skb.family()) else {
             return skb.accept();
         };
-        // The connection table, not the route's next hop: a real server behind a router has
-        // the router as next hop.
-        let real_server = match ipvs::connection(net, skb.family(), &packet.key) {
-            Connection::DirectRoute(addr) => addr,
-            Connection::OtherMethod => return skb.accept(),
-            // One-packet scheduling (`ipvsadm -o`, UDP only) never hashes its connections.
+        let real_server = match skb.known_next_hop() {
             // IPVS routes direct routing with FLOWI_FLAG_KNOWN_NH, so for an on-link real
-            // server the route names it, while the packet keeps the virtual address as
-            // destination (NAT and tunnel packets are addressed to the next hop itself).
-            Connection::NotFound if packet.key.protocol == IPPROTO_UDP => match skb.known_next_hop() {
-                Some(hop) if hop != packet.destination => hop,
-                _ => return skb.accept(),
+            // server the route names it while the packet keeps the virtual address as its
+            // destination (NAT and tunnel packets are addressed to their next hop itself):
+            // no connection lookup needed. This also covers one-packet scheduling (`ipvsadm
+            // -o`), whose connections are never hashed.
+            Some(hop) if hop != packet.destination && flow::ipvs_schedules(packet.key.protocol) => hop,
+            // A real server behind a router has the router as next hop: the connection
+            // table says which server it is.
+            _ => match ipvs::connection(net, skb.family(), &packet.key) {
+                Connection::DirectRoute(addr) => addr,
+                Connection::OtherMethod | Connection::NotFound => return skb.accept(),
             },
-            Connection::NotFound => return skb.accept(),
         };
         let Some(server) = servers.get(&real_server) else {
             return skb.accept();

@@ -19,6 +19,7 @@
 #include <linux/seq_file_net.h>
 #include <linux/capability.h>
 #include <linux/rcupdate.h>
+#include <linux/bottom_half.h>
 #include <linux/percpu.h>
 #include <linux/random.h>
 #include <net/ip.h>

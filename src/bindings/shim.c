@@ -137,6 +137,19 @@ unsigned short ipvs_gue_dst_family(const struct dst_entry *dst)
 	return dst->ops->family;
 }
 
+/* The outer packet this CPU is sending (compared, never dereferenced); see skb.rs `send`. */
+static DEFINE_PER_CPU(const struct sk_buff *, ipvs_gue_own_output);
+
+const struct sk_buff *ipvs_gue_swap_own_output(const struct sk_buff *skb)
+{
+	return this_cpu_xchg(ipvs_gue_own_output, skb);
+}
+
+bool ipvs_gue_is_own_output(const struct sk_buff *skb)
+{
+	return this_cpu_read(ipvs_gue_own_output) == skb;
+}
+
 size_t ipvs_gue_genlmsg_default_size(void)
 {
 	return GENLMSG_DEFAULT_SIZE;

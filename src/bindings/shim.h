@@ -41,6 +41,8 @@ void *ipvs_gue_per_cpu_ptr(void __percpu *ptr, int cpu);
 void *ipvs_gue_raw_cpu_ptr(void __percpu *ptr);
 int ipvs_gue_next_possible_cpu(int cpu);
 unsigned short ipvs_gue_dst_family(const struct dst_entry *dst);
+const struct sk_buff *ipvs_gue_swap_own_output(const struct sk_buff *skb);
+bool ipvs_gue_is_own_output(const struct sk_buff *skb);
 
 size_t ipvs_gue_genlmsg_default_size(void);
 u32 ipvs_gue_netlink_cb_portid(const struct sk_buff *skb);

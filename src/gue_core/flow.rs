@@ -76,6 +76,19 @@ pub fn forward_key(
     })
 }
 
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of SCTP.
+pub const IPPROTO_SCTP: u8 = 132;
+
+/// Whether IPVS can have a connection keyed on `protocol` (a [`FlowKey::protocol`]: AH/ESP
+/// already mapped to UDP, an ICMP error to the protocol of the packet it is about). Other
+/// protocols with `ipvs_property` set are IPVS's tunnelled-traffic pass-through, never
+/// scheduled by it.
+pub const fn ipvs_schedules(protocol: u8) -> bool {
+    matches!(protocol, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP)
+}
+
 /// Whether ICMP(v6) `icmp_type` is an error IPVS relays to the connection's real server
 /// (`ip_vs_in_icmp`: unreachable, source quench, time exceeded; `ip_vs_in_icmp_v6`: every
 /// error type, i.e. below 128).

@@ -91,6 +91,14 @@ impl SkBuff {
         unsafe { b::ipvs_gue_skb_ipvs_property(self.as_raw()) }
     }
 
+    /// Whether this is an outer packet [`PrivateSkb::send`] is sending on this CPU right now,
+    /// passing LOCAL_OUT again: the one thing that tells it from a packet IPVS sent, since
+    /// IPVS's packets can carry every flag and header ours do.
+    pub(crate) fn is_own_output(&self) -> bool {
+        // SAFETY: compares a per-CPU pointer with `self`'s address; nothing is dereferenced.
+        unsafe { b::ipvs_gue_is_own_output(self.as_raw()) }
+    }
+
     /// Whether this is a GSO super-packet that will be segmented before transmission.
     pub(crate) fn is_gso(&self) -> bool {
         // SAFETY: `self` is a valid sk_buff by the type invariant.
@@ -580,6 +588,14 @@ impl PrivateSkb {
         }
         self.set_route(route);
         let skb = self.0.into_raw();
+        // Marks the packet as ours while it passes LOCAL_OUT (`is_own_output`), as
+        // `nf_dup_ipv4` marks its copies: with bottom halves off nothing else runs on this CPU
+        // until the mark is undone, so a match can only be this packet re-entering.
+        // SAFETY: may be called in any context; re-enabled below.
+        unsafe { b::local_bh_disable() };
+        // SAFETY: stores a pointer value in this CPU's slot; the previous value (an outer
+        // packet of a nested send, or null) is put back below.
+        let previous = unsafe { b::ipvs_gue_swap_own_output(skb) };
         // SAFETY: `net` is live; the packet (ownership passes to the stack) carries a route of
         // `family` and a header of that family at its network header (checked above); `sk` is
         // the packet's own socket (or null), alive while the packet holds it.
@@ -589,6 +605,10 @@ impl PrivateSkb {
                 Family::V6 => b::ip6_local_out(net.as_raw(), b::ipvs_gue_skb_sk(skb), skb),
             }
         };
+        // SAFETY: as above; `skb` (maybe freed by now) is no longer referenced.
+        unsafe { b::ipvs_gue_swap_own_output(previous) };
+        // SAFETY: disabled above, on this CPU (it could not migrate meanwhile).
+        unsafe { b::local_bh_enable() };
         Ok(())
     }
 }

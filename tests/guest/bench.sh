@@ -7,6 +7,7 @@
 #   IPERF_SECS   seconds per iperf3 upload (1 and 4 streams)
 #   SMALL_REQUESTS  64-byte request/response exchanges over 4 connections
 #   LAT_REQUESTS    requests per latency size, e.g. 64K=32,1M=8 (one connection: one at a time)
+#   METRICS      which measurements a cell makes: any of iperf small latency (default all three)
 # Records, one JSON line each on /dev/ttyS1: {"bench":1, table_size, round, variant,
 # client_family, outer_family, csum, metric, unit, value, cpu_ms, packets, bytes, wall_ms}.
 # cpu_ms: the guest's system + irq + softirq time during the measurement (all its CPUs; the
@@ -20,6 +21,7 @@ CELLS=${CELLS:-rust:4:4:nocsum}
 IPERF_SECS=${IPERF_SECS:-5}
 SMALL_REQUESTS=${SMALL_REQUESTS:-2000}
 LAT_REQUESTS=${LAT_REQUESTS:-64K=32,1M=8}
+METRICS=${METRICS:-iperf small latency}
 DUMMY_VIP=10.99.0.1
 
 if [ -n "${KO:-}" ]; then tap_check "insmod $(basename "$KO")" module_insert "$KO"; fi
@@ -129,10 +131,11 @@ $3
 EOF
   CELL_NAME="size $1 round $2 $CELL_V-c$CELL_CF-o$CELL_OF-$CELL_CS"
   cell_up "$CELL_V" "$CELL_CF" "$CELL_OF" "$CELL_CS" || { tap_fail "$CELL_NAME: service setup"; cell_down "$CELL_CF"; return; }
-  bench_iperf 1
-  bench_iperf 4
-  bench_small
-  for s in $(echo "$LAT_REQUESTS" | tr ',' ' '); do bench_latency "${s%%=*}" "${s#*=}"; done
+  case " $METRICS " in *" iperf "*) bench_iperf 1; bench_iperf 4 ;; esac
+  case " $METRICS " in *" small "*) bench_small ;; esac
+  case " $METRICS " in *" latency "*)
+    for s in $(echo "$LAT_REQUESTS" | tr ',' ' '); do bench_latency "${s%%=*}" "${s#*=}"; done ;;
+  esac
   cell_down "$CELL_CF"
   tap_ok "$CELL_NAME"
 }

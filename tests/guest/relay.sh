@@ -1,13 +1,13 @@
 # Guest side of tests/relay.sh: traffic IPVS relays for a direct-routing connection that the
 # module must encapsulate too, and edge cases of the transmit path.  busybox sh; run by /init.
 #   KO      module to insmod before the topology is built
-#   CELLS   which cells (default all): onepacket ipsec icmp frag6 localouter localclient
+#   CELLS   which cells (default all): onepacket ipsec icmp frag6 localouter localclient hotpath
 # Every cell: a DR service (-g) to the real server's address plus the module's GUE config for it
 # (ipvs-gue-ctl, as ipvs_service_rust does); assertions on the module's per-server counters
 # (columns by name from the listing's header line) and on what arrives at the real server.
 # TAP on the console, one JSON line per cell on /dev/ttyS1.
 . /guest/lib.sh
-CELLS=${CELLS:-onepacket ipsec icmp frag6 localouter localclient}
+CELLS=${CELLS:-onepacket ipsec icmp frag6 localouter localclient hotpath}
 PROC=/proc/net/ipvs_gue
 CLIENT4=10.1.0.1 CLIENT6=fd01::1
 client_addr() { [ "$1" = 6 ] && echo "$CLIENT6" || echo "$CLIENT4"; }
@@ -344,6 +344,54 @@ localclient_restore() {
   nsx director $IP route flush cache 2>/dev/null; nsx director $IP -6 route flush cache 2>/dev/null
 }
 
+# ---- 7. per-packet work ------------------------------------------------------------------------
+# IPVS connection lookups the module makes per datagram of a UDP DR flow it encapsulates:
+# kprobe hits on ip_vs_conn_in_get, which only the module calls here (IPVS's own lookups call
+# __ip_vs_conn_in_get through its protocol handlers; checked in the 6.12 vmlinux). None for the
+# on-link rs1 (the route IPVS attached names it), one for rs2 behind a router (the route names
+# the router); none for its own outer packets passing LOCAL_OUT again (recognised by the per-CPU
+# mark first). Before those changes: 2 per datagram to either server.
+# Route lookups by the module (ip_route_output_flow minus the client's unconnected sendto, one
+# per datagram; ip6_dst_lookup, which only the module calls here) are reported, not judged.
+HOT_INST=$TRACEFS/instances/hotpath
+hot_probes() {
+  [ -d $TRACEFS/events ] || mount -t tracefs tracefs $TRACEFS 2>/dev/null
+  if ! grep -q "hotpath/conn_in_get " $TRACEFS/kprobe_events 2>/dev/null; then
+    echo 'p:hotpath/conn_in_get ip_vs_conn_in_get' >> $TRACEFS/kprobe_events || return 1
+    echo 'p:hotpath/route4 ip_route_output_flow' >> $TRACEFS/kprobe_events || return 1
+    echo 'p:hotpath/route6 ip6_dst_lookup' >> $TRACEFS/kprobe_events || return 1
+  fi
+  # Armed while enabled in an instance; its buffer stays off: only the hit counts are read.
+  [ -d $HOT_INST ] || mkdir $HOT_INST || return 1
+  echo 0 > $HOT_INST/tracing_on
+  echo 1 > $HOT_INST/events/hotpath/enable
+}
+hot_hits() { awk -v e="$1" '($1 == e || $1 == "hotpath/" e) {print $2; f = 1} END {if (!f) print 0}' $TRACEFS/kprobe_profile; }
+
+cell_hotpath() { # RS FAMILY
+  local rs fam n port name vip rsa want c0 r40 r60 p0 got c1 r41 r61 p1 tx conn client route ok
+  rs=$1 fam=$2 n=200 port=7007 name="hotpath-c$2-$1"
+  vip=$(vip_of "$fam") rsa=$(rs_addr "$rs" "$fam")
+  want=$([ "$rs" = rs1 ] && echo 0 || echo 1)
+  hot_probes || { tap_fail "$name: kprobes on ip_vs_conn_in_get/ip_route_output_flow/ip6_dst_lookup"; return; }
+  setup_udp "$name" "$vip" $port "$rsa" "" || return
+  sink_start "$rs" "$(any_addr "$fam" $port)" $n 15000 /tmp/hot.json || { tap_fail "$name: sink"; return; }
+  c0=$(hot_hits conn_in_get) r40=$(hot_hits route4) r60=$(hot_hits route6) p0=$(mod_stat "$rsa" packets)
+  nsx client gue-traffic send --to "$(hostport "$vip" $port)" --count $n --size 64 --interval-ms 5 \
+    --json /tmp/send.json 2>/tmp/send.err
+  sink_wait /tmp/hot.json; got=$SINK_GOT
+  c1=$(hot_hits conn_in_get) r41=$(hot_hits route4) r61=$(hot_hits route6) p1=$(mod_stat "$rsa" packets)
+  tx=$(delta "$p0" "$p1")
+  # Per 100 datagrams, so that busybox's integer arithmetic keeps two decimals.
+  conn=$(( (c1 - c0) * 100 / n ))
+  client=0; [ "$fam" = 6 ] || client=$n
+  route=$(( ((r41 - r40) - client + (r61 - r60)) * 100 / n ))
+  ok=1; ge "$tx" $n && ge "$got" $n && [ "$conn" -le $((want * 100 + 3)) ] && ok=0
+  report "$name" "$ok" "$n datagrams: module's IPVS connection lookups $(echo $conn | awk '{printf "%.2f", $1 / 100}') per packet (want <= $want), route lookups $(echo $route | awk '{printf "%.2f", $1 / 100}') per packet; module tx +$tx, $rs received $got" \
+    "{\"family\":$fam,\"real_server\":\"$rs\",\"sent\":$n,\"conn_lookups_x100\":$conn,\"module_route_lookups_x100\":$route,\"module_tx\":\"$tx\",\"received\":$got}"
+  [ "$ok" = 0 ] || diag "  module row: $(mod_row "$rsa")"
+}
+
 # ---- run ------------------------------------------------------------------------------------
 if [ -n "${KO:-}" ] && [ -f "$KO" ]; then
   tap_check "insmod $(basename "$KO")" module_insert "$KO"
@@ -370,6 +418,7 @@ for c in $CELLS; do
     localouter) cell_localouter 4 10.2.0.1 local; cell_localouter 6 fd02::1 local
                 cell_localouter 4 10.2.0.255 broadcast ;;
     localclient) cell_localclient 4; cell_localclient 6 ;;
+    hotpath) cell_hotpath rs1 4; cell_hotpath rs1 6; cell_hotpath rs2 4; cell_hotpath rs2 6 ;;
     *) tap_fail "unknown cell '$c'" ;;
   esac
   diag "cell $c took $(echo "$(cut -d' ' -f1 /proc/uptime) $t0" | awk '{printf "%.1f", $1 - $2}') s"

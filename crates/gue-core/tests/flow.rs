@@ -118,3 +118,18 @@ fn parsing_never_panics_on_any_prefix_or_byte() {
         }
     }
 }
+
+#[test]
+fn only_keys_of_protocols_ipvs_schedules_skip_the_connection_lookup() {
+    let key = |proto| forward_key(proto, InetAddr::v4(CLIENT4), InetAddr::v4(VIP4), &[0, 1, 0, 2]).unwrap();
+    for proto in [IPPROTO_TCP, 17, IPPROTO_SCTP, IPPROTO_ESP, IPPROTO_AH] {
+        assert!(ipvs_schedules(key(proto).protocol), "protocol {proto}");
+    }
+    // GRE, IPIP, IPv6-in-IPv4: IPVS only passes them through (`ignore_tunneled`).
+    for proto in [47, 4, 41, 0, 255] {
+        assert!(!ipvs_schedules(key(proto).protocol), "protocol {proto}");
+    }
+    // An ICMP error is keyed on the packet it is about.
+    let err = icmp4(3, IPPROTO_TCP, VIP4, 80, CLIENT4, 40000);
+    assert!(ipvs_schedules(icmp_relay_key(Family::V4, &err).unwrap().protocol));
+}
