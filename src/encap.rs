@@ -16,7 +16,8 @@ use crate::gue_core::headers::{Ipv4Header, Ipv6Header, UdpHeader, IPPROTO_IPIP, 
 use crate::gue_core::mtu::{encap_overhead, inner_limit, tunnel_mtu};
 use crate::gue_core::ports::udp_flow_src_port;
 use crate::gue_core::stats::DropReason;
-use crate::net::route::{OutputRoute, RouteKind};
+use crate::net::rcu::RcuReadGuard;
+use crate::net::route::{OutputRoute, RouteCache, RouteKind};
 use crate::net::skb::{ChecksumState, Header, OwnedSkb, PrivateSkb, SkBuff};
 use crate::net::Net;
 
@@ -65,30 +66,44 @@ fn inner_fields(skb: &SkBuff, family: Family) -> Option<InnerFields> {
 }
 
 /// Encapsulates `skb` (an IPVS-scheduled packet of family `inner`, or an ICMP error IPVS
-/// relays when `relayed_icmp`) for `server` and sends it. On error the packet has been freed
-/// as a drop (and, for PMTU, answered with ICMP unless it is an ICMP error itself).
+/// relays when `relayed_icmp`) for `server` and sends it, by the route in `cache` when it
+/// holds a valid one (borrowed for `rcu`, the hook's read-side section), else by a lookup it
+/// then caches. On error the packet has been freed as a drop (and, for PMTU, answered with
+/// ICMP unless it is an ICMP error itself).
 pub(crate) fn transmit(
     net: &Net,
     mut skb: OwnedSkb,
     server: &RealServerConfig,
+    cache: Option<&RouteCache>,
+    rcu: &RcuReadGuard,
     relayed_icmp: bool,
 ) -> Result<Transmitted, DropReason> {
     let inner = skb.family();
     let fields = inner_fields(&skb, inner).ok_or(DropReason::BadPacket)?;
-    let Ok(route) = OutputRoute::lookup(net, &server.outer) else {
-        // As C's `err_unreach` (`dst_link_failure`): the client learns at once, rather than
-        // timing out. Never about an ICMP error.
-        if !relayed_icmp {
-            skb.send_unreachable(net);
+    let route = match cache.and_then(|cache| cache.get(&server.outer, rcu)) {
+        Some(route) => route,
+        None => {
+            let Ok(route) = OutputRoute::lookup(net, &server.outer) else {
+                // As C's `err_unreach` (`dst_link_failure`): the client learns at once,
+                // rather than timing out. Never about an ICMP error.
+                if !relayed_icmp {
+                    skb.send_unreachable(net);
+                }
+                return Err(DropReason::NoRoute);
+            };
+            // A tunnel endpoint that is this host or a broadcast address is a configuration
+            // error (the hook lets packets for a local real server pass): never send GUE to
+            // ourselves or to everyone. Only unicast routes are cached, so a cached route
+            // needs no second look (one that became local fails `dst_check`).
+            if route.kind() != RouteKind::Unicast {
+                return Err(DropReason::NoRoute);
+            }
+            if let Some(cache) = cache {
+                cache.store(&server.outer, &route);
+            }
+            route
         }
-        return Err(DropReason::NoRoute);
     };
-    // A tunnel endpoint that is this host or a broadcast address is a configuration error
-    // (the hook lets packets for a local real server pass): never send GUE to ourselves or to
-    // everyone.
-    if route.kind() != RouteKind::Unicast {
-        return Err(DropReason::NoRoute);
-    }
     let outer = server.outer.family();
     // Like the C path, the option is only added where there is a checksum to offload.
     let remcsum = server.csum == ChecksumMode::RemoteOffload

@@ -53,9 +53,10 @@ impl LocalOutHook for Netns {
             return skb.accept();
         };
         let (skb, verdict) = skb.steal();
-        let sent = encap::transmit(net, skb, &server.config, packet.key.icmp_relay);
+        let route = published.slots.route(server.stats_slot);
+        let sent = encap::transmit(net, skb, &server.config, route, &rcu, packet.key.icmp_relay);
         // After the send: this CPU's counters, on the CPU the sender now runs on.
-        if let Some(stats) = published.counters.this_cpu(server.stats_slot) {
+        if let Some(stats) = published.slots.counters(server.stats_slot) {
             match sent {
                 Ok(sent) => stats.record_tx(sent.bytes, sent.gso),
                 Err(reason) => stats.record_drop(reason),

@@ -15,7 +15,6 @@ use kernel::prelude::*;
 // them denies it.
 #[allow(unsafe_code)]
 mod bindings;
-mod counters;
 mod encap;
 // Shared verbatim with the userspace crate, whose CLI and tests use the parts the module does
 // not; its `pub` API is crate-private here.
@@ -27,6 +26,7 @@ mod hook;
 mod net;
 mod netlink;
 mod netns;
+mod slots;
 mod table_storage;
 
 module! {
@@ -40,17 +40,22 @@ module! {
 struct IpvsGue {
     /// The per-namespace state (hooks, proc file) and the netlink family that configures it.
     _family: net::genetlink::Registration<netns::GueNamespaces>,
+    /// Dropped after `_family` (fields drop in order): once no namespace state is left, waits
+    /// for the route cache entries still being freed.
+    _callbacks: net::rcu::CallbackBarrier,
 }
 
 impl kernel::Module for IpvsGue {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        // Made first, so that it also waits if registering fails after traffic began.
+        let callbacks = net::rcu::CallbackBarrier::new();
         // Last fallible step: dumps may start as soon as the family is registered.
         let family = net::genetlink::Registration::register(module)?;
         if cfg!(reproduce_inner_mac_bug) {
             pr_warn!("TEST BUILD: reproduces the 2023 inner_mac_header bug; GSO packets WILL be dropped\n");
         }
         pr_info!("loaded: GUE for IPVS real servers, configure via generic netlink family ipvs_gue (ipvs-gue-ctl), list in /proc/net/ipvs_gue\n");
-        Ok(IpvsGue { _family: family })
+        Ok(IpvsGue { _family: family, _callbacks: callbacks })
     }
 }
 

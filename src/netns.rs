@@ -14,7 +14,7 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::counters::Counters;
+use crate::slots::ServerSlots;
 use crate::gue_core::addr::InetAddr;
 use crate::gue_core::config::ConfigError;
 use crate::gue_core::stats::{format_listing_header, format_listing_row, StatsSnapshot};
@@ -29,8 +29,9 @@ use crate::table_storage::Table;
 pub(crate) struct Published {
     /// Real servers by IPVS destination address.
     pub(crate) table: Table,
-    /// The counters of the table's slots; shared with the versions before and after.
-    pub(crate) counters: Counters,
+    /// The counters and cached routes of the table's slots; shared with the versions before
+    /// and after.
+    pub(crate) slots: ServerSlots,
     /// Bumped by every change, never 0; published with the table it numbers, so a listing
     /// read under one RCU guard never pairs a table with another version's number.
     generation: u32,
@@ -63,7 +64,7 @@ impl Listing<'_> {
         self.published
             .table
             .iter_from(first)
-            .map(|(slot, addr, server)| (slot, addr, server, self.published.counters.snapshot(server.stats_slot)))
+            .map(|(slot, addr, server)| (slot, addr, server, self.published.slots.snapshot(server.stats_slot)))
     }
 }
 
@@ -86,8 +87,8 @@ impl Published {
 impl Netns {
     fn new() -> Result<impl PinInit<Self, Error>> {
         let table = Table::with_capacity(0).ok_or(ENOMEM)?;
-        let counters = Counters::covering(None, table.slot_span())?;
-        let first = KBox::new(Published { table, counters, generation: 1 }, GFP_KERNEL_ACCOUNT)?;
+        let slots = ServerSlots::covering(None, table.slot_span())?;
+        let first = KBox::new(Published { table, slots, generation: 1 }, GFP_KERNEL_ACCOUNT)?;
         Ok(try_pin_init!(Self {
             servers <- RcuBox::new(first, new_mutex!(())),
         }? Error))
@@ -110,18 +111,18 @@ impl Netns {
         // outside any RCU read-side section: allocating it may sleep.
         let current = writer.current();
         let table = Table::changed(&current.table, adds(&current.table), change)?;
-        let counters = Counters::covering(Some(&current.counters), table.slot_span()).map_err(|_| Refusal::NoMemory)?;
+        let slots = ServerSlots::covering(Some(&current.slots), table.slot_span()).map_err(|_| Refusal::NoMemory)?;
         // A fresh slot was free or retired before this change; readers of the current
         // version stopped counting in it when the change that retired it was published.
         for slot in table.fresh_slots() {
-            counters.reset(slot as u32);
+            slots.reset(slot as u32);
         }
         let generation = match current.generation.wrapping_add(1) {
             0 => 1,
             g => g,
         };
         let next =
-            KBox::new(Published { table, counters, generation }, GFP_KERNEL_ACCOUNT).map_err(|_| Refusal::NoMemory)?;
+            KBox::new(Published { table, slots, generation }, GFP_KERNEL_ACCOUNT).map_err(|_| Refusal::NoMemory)?;
         let summary = next.summary();
         writer.publish(next);
         announce(&summary);
@@ -144,7 +145,7 @@ impl Netns {
     pub(crate) fn server(&self, addr: &InetAddr) -> Option<(RealServer, StatsSnapshot)> {
         self.listing(|listing| {
             let server = *listing.published.table.get(addr)?;
-            Some((server, listing.published.counters.snapshot(server.stats_slot)))
+            Some((server, listing.published.slots.snapshot(server.stats_slot)))
         })
     }
 }

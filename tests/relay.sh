@@ -7,7 +7,8 @@
 #   frag6       ~3000-byte UDP datagrams fragmented by the client, reassembled by the director
 #   localouter  outer tunnel address local to the director / a broadcast address: no GUE sent
 #   localclient upload from a socket on the director itself (egress MTU 1500), socket ownership
-#   hotpath     IPVS connection lookups per encapsulated packet (kprobe counts), rs1 and rs2
+#   hotpath     IPVS connection and route lookups per encapsulated packet (kprobe counts), rs1, rs2
+#   reroute     the cached route follows a route added and deleted, and an edited tunnel endpoint
 # KTAP, ending with "N passed, M failed"; exit 1 if anything failed, 2 on usage errors.
 #   tests/relay.sh [--cells LIST] [--kernel BZIMAGE] [--out DIR] [--timeout SECS] [MODULE.ko]
 #   MODULE.ko default: $IPVS_GUE_KO, else ./ipvs_gue.ko.  LIST: comma/space separated cell names.
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 for c in $cells; do
-  case "$c" in onepacket|ipsec|icmp|frag6|localouter|localclient|hotpath) ;;
+  case "$c" in onepacket|ipsec|icmp|frag6|localouter|localclient|hotpath|reroute) ;;
     *) usage_error "unknown cell '$c'" ;; esac
 done
 [ -n "$ko" ] || ko="$TOP/ipvs_gue.ko"

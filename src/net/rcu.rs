@@ -158,3 +158,21 @@ impl<T, W> core::ops::DerefMut for RcuWriter<'_, T, W> {
         &mut self.state
     }
 }
+
+/// Waits, when dropped, for every RCU callback queued so far (`rcu_barrier`): the module's
+/// last field, so that no callback of its own (freeing a route cache entry) runs after its
+/// code is gone.
+pub(crate) struct CallbackBarrier(());
+
+impl CallbackBarrier {
+    pub(crate) fn new() -> Self {
+        Self(())
+    }
+}
+
+impl Drop for CallbackBarrier {
+    fn drop(&mut self) {
+        // SAFETY: process context (module unload); waits for callbacks queued before it.
+        unsafe { b::rcu_barrier() };
+    }
+}

@@ -2,12 +2,16 @@
 
 //! Output routes: for the outer (tunnel) packet, and what the route a packet carries says.
 
+use core::marker::PhantomData;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
+use kernel::alloc::{flags::GFP_ATOMIC, KBox};
 use kernel::error::{from_err_ptr, to_result, Result};
 
 use crate::bindings as b;
 use crate::gue_core::addr::{Family, InetAddr};
+use crate::net::rcu::RcuReadGuard;
 use crate::net::Net;
 
 /// Where a route delivers.
@@ -21,18 +25,24 @@ pub(crate) enum RouteKind {
     Broadcast,
 }
 
-/// A referenced route with the source address the stack chose for it.
+/// A route with the source address the stack chose for it: referenced (a lookup's result)
+/// or borrowed from a [`RouteCache`] for an RCU read-side section `'a`.
 ///
 /// # Invariants
 ///
-/// `dst` holds one reference to a valid `dst_entry` of family `family`, released on drop
-/// unless handed to an sk_buff with [`OutputRoute::into_dst`].
-pub(crate) struct OutputRoute {
+/// `dst` is a valid `dst_entry` of family `family` for `'a`. If `referenced`, `self` holds
+/// one reference to it, released on drop unless handed to an sk_buff by
+/// [`OutputRoute::attach`]; if not, it is a cache entry's route and `'a` lies inside an RCU
+/// read-side section that found the entry published, so the entry's reference is released
+/// (in an RCU callback) only after `'a`.
+pub(crate) struct OutputRoute<'a> {
     dst: NonNull<b::dst_entry>,
     family: Family,
     source: InetAddr,
     /// IPv6 routes carry no broadcast flag: a multicast destination is recorded at lookup.
     multicast: bool,
+    referenced: bool,
+    _rcu: PhantomData<&'a RcuReadGuard>,
 }
 
 /// Whether `dst` is a route of `family` (`dst->ops->family`).
@@ -114,7 +124,7 @@ pub(crate) unsafe fn known_next_hop(dst: *const b::dst_entry, family: Family) ->
     }
 }
 
-impl OutputRoute {
+impl OutputRoute<'static> {
     /// Looks up the route to `daddr` in `net` as a UDP flow from this host would take it.
     pub(crate) fn lookup(net: &Net, daddr: &InetAddr) -> Result<Self> {
         match (daddr.v4_octets(), daddr.v6_octets()) {
@@ -139,6 +149,8 @@ impl OutputRoute {
             family: Family::V4,
             source: InetAddr::v4(fl4.saddr.to_ne_bytes()),
             multicast: false,
+            referenced: true,
+            _rcu: PhantomData,
         })
     }
 
@@ -159,9 +171,13 @@ impl OutputRoute {
             family: Family::V6,
             source: InetAddr::v6(saddr),
             multicast: daddr[0] == 0xff,
+            referenced: true,
+            _rcu: PhantomData,
         })
     }
+}
 
+impl OutputRoute<'_> {
     /// The route's family.
     pub(crate) fn family(&self) -> Family {
         self.family
@@ -195,17 +211,186 @@ impl OutputRoute {
         unsafe { b::ipvs_gue_dst_ll_reserved_space(self.dst.as_ptr()) as usize }
     }
 
-    /// Gives up ownership of the route reference (to `skb_dst_set`).
-    pub(crate) fn into_dst(self) -> *mut b::dst_entry {
+    /// Makes the route `skb`'s route, replacing none (the caller dropped the old one): with
+    /// its reference (`skb_dst_set`), or a borrowed route without one (`skb_dst_set_noref`,
+    /// as IPVS attaches its cached routes); the stack takes a reference of its own before the
+    /// packet outlives the RCU read-side section (`skb_dst_force` when it is queued).
+    ///
+    /// # Safety
+    ///
+    /// `skb` must be a valid sk_buff without a route, exclusively the caller's, sent (or
+    /// freed) within `'a` if the route is borrowed.
+    pub(crate) unsafe fn attach(self, skb: *mut b::sk_buff) {
         let dst = self.dst.as_ptr();
+        let referenced = self.referenced;
         core::mem::forget(self);
-        dst
+        if referenced {
+            // SAFETY: `skb` is valid and the caller's (caller); the reference passes to it.
+            unsafe { b::skb_dst_set(skb, dst) };
+        } else {
+            // SAFETY: as above; `dst` stays valid for `'a` (type invariant), the RCU
+            // read-side section the packet is sent in (caller).
+            unsafe { b::skb_dst_set_noref(skb, dst) };
+        }
     }
 }
 
-impl Drop for OutputRoute {
+impl Drop for OutputRoute<'_> {
     fn drop(&mut self) {
-        // SAFETY: `self.dst` holds a reference (type invariant) released exactly once here.
+        if self.referenced {
+            // SAFETY: `self.dst` holds a reference (type invariant) released exactly once here.
+            unsafe { b::dst_release(self.dst.as_ptr()) };
+        }
+    }
+}
+
+/// A route cache entry: the route to `endpoint` and what revalidates it, as IPVS's
+/// `struct ip_vs_dest_dst`. Published in a [`RouteCache`], freed in an RCU callback.
+///
+/// # Invariants
+///
+/// `dst` holds one reference to a valid unicast route of family `family` to `endpoint`,
+/// released when the entry is freed.
+#[repr(C)]
+struct CachedRoute {
+    /// First, for `call_rcu`'s callback to find the entry (`container_of` at offset 0).
+    rcu: b::callback_head,
+    dst: NonNull<b::dst_entry>,
+    /// What `dst_check` compares: 0 for IPv4, the fib6 node's serial number for IPv6.
+    cookie: u32,
+    family: Family,
+    source: InetAddr,
+    endpoint: InetAddr,
+}
+
+impl Drop for CachedRoute {
+    fn drop(&mut self) {
+        // SAFETY: the entry's reference (type invariant), released once.
         unsafe { b::dst_release(self.dst.as_ptr()) };
+    }
+}
+
+/// Frees an entry a grace period after it was unpublished.
+///
+/// # Safety
+///
+/// Called by RCU only, with the `rcu` member of a `CachedRoute` that [`RouteCache::retire`]
+/// passed to `call_rcu`.
+unsafe extern "C" fn free_cached_route(head: *mut b::callback_head) {
+    // SAFETY: `head` is the first member of a `CachedRoute` leaked from a `KBox` (caller),
+    // which no reader can still see after the grace period; freed once.
+    drop(unsafe { KBox::from_raw(head.cast::<CachedRoute>()) });
+}
+
+/// One real server's cached route to its tunnel endpoint: the per-packet route lookup
+/// replaced by a pointer load and a validity check, as IPVS caches its destinations' routes
+/// (`__ip_vs_get_out_rt`). Filled by the first packet; a packet that finds it stale (routes
+/// or devices changed: `dst_check`) or for another endpoint (the server was edited, or its
+/// slot reused) looks up again and replaces it.
+///
+/// # Invariants
+///
+/// `entry` is null or a `CachedRoute` leaked from a `KBox`, owned by `self`. An entry
+/// replaced by another is freed a grace period later (`call_rcu`), never sooner, so a reader
+/// inside an RCU read-side section keeps a valid entry. Whoever drops `self` guarantees that
+/// no reader can reach it any more.
+pub(crate) struct RouteCache {
+    entry: AtomicPtr<CachedRoute>,
+}
+
+impl RouteCache {
+    pub(crate) const fn new() -> Self {
+        // INVARIANT: empty.
+        Self { entry: AtomicPtr::new(core::ptr::null_mut()) }
+    }
+
+    /// The cached route to `endpoint`, if one is cached and still valid, borrowed for the
+    /// read-side section `_rcu`.
+    pub(crate) fn get<'a>(&'a self, endpoint: &InetAddr, _rcu: &'a RcuReadGuard) -> Option<OutputRoute<'a>> {
+        let entry = self.entry.load(Ordering::Acquire);
+        if entry.is_null() {
+            return None;
+        }
+        // SAFETY: a published entry stays valid until a grace period after it is replaced
+        // (type invariant), and `_rcu` is a read-side section that found it published.
+        let entry = unsafe { &*entry };
+        if entry.endpoint != *endpoint {
+            return None;
+        }
+        // SAFETY: the entry's route is valid while the entry is (type invariant of
+        // `CachedRoute`); `dst_check` only reads it (and, for IPv6, revalidates it against
+        // the fib6 tree) and returns it, or null if stale.
+        if unsafe { b::dst_check(entry.dst.as_ptr(), entry.cookie) }.is_null() {
+            return None;
+        }
+        // INVARIANT: the entry was found published inside `_rcu`.
+        Some(OutputRoute {
+            dst: entry.dst,
+            family: entry.family,
+            source: entry.source,
+            multicast: false,
+            referenced: false,
+            _rcu: PhantomData,
+        })
+    }
+
+    /// Caches `route` (a unicast route looked up for `endpoint`), replacing the current
+    /// entry. Best effort: if no memory is to be had at once, nothing is cached and the next
+    /// packet looks up again.
+    pub(crate) fn store(&self, endpoint: &InetAddr, route: &OutputRoute<'_>) {
+        let dst = route.dst;
+        let cookie = match route.family {
+            Family::V4 => 0,
+            // SAFETY: an IPv6 route is the `dst` member (first) of a `struct rt6_info`, valid
+            // while `route` is.
+            Family::V6 => unsafe { b::rt6_get_cookie(dst.as_ptr().cast::<b::rt6_info>()) },
+        };
+        // SAFETY: `dst` is valid while `route` is; the entry gets a reference of its own.
+        unsafe { b::dst_hold(dst.as_ptr()) };
+        // INVARIANT: one reference to `route`'s unicast route to `endpoint`, of its family.
+        let entry = CachedRoute {
+            rcu: b::callback_head::default(),
+            dst,
+            cookie,
+            family: route.family,
+            source: route.source,
+            endpoint: *endpoint,
+        };
+        // On failure the entry is dropped, releasing its reference.
+        let Ok(entry) = KBox::new(entry, GFP_ATOMIC) else {
+            return;
+        };
+        let old = self.entry.swap(KBox::into_raw(entry), Ordering::AcqRel);
+        self.retire(old);
+    }
+
+    /// Empties the cache (a new server in the slot, or none): frees the entry a grace period
+    /// later.
+    pub(crate) fn clear(&self) {
+        let old = self.entry.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        self.retire(old);
+    }
+
+    /// Frees `old`, just replaced, once readers that may have found it are done.
+    fn retire(&self, old: *mut CachedRoute) {
+        if old.is_null() {
+            return;
+        }
+        // SAFETY: `old` was swapped out, so it is no longer published and only this call
+        // frees it; its `rcu` member is unused until now. The callback runs after every
+        // read-side section that may have found it; the module waits for callbacks before
+        // its code goes (`rcu::CallbackBarrier`).
+        unsafe { b::call_rcu(core::ptr::addr_of_mut!((*old).rcu), Some(free_cached_route)) };
+    }
+}
+
+impl Drop for RouteCache {
+    fn drop(&mut self) {
+        let entry = *self.entry.get_mut();
+        if !entry.is_null() {
+            // SAFETY: owned by `self`, leaked from a `KBox` (type invariant); no reader can
+            // reach it any more (whoever drops `self` guarantees it).
+            drop(unsafe { KBox::from_raw(entry) });
+        }
     }
 }

@@ -285,14 +285,16 @@ impl SkBuff {
         unsafe { b::ipvs_gue_skb_frag_max_size(self.as_raw(), family == Family::V6) }
     }
 
-    /// Attaches `route` as the packet's route, replacing the current one.
-    fn set_route(&mut self, route: OutputRoute) {
+    /// Attaches `route` as the packet's route, replacing the current one. A borrowed route
+    /// only right before the packet is sent, within the route's RCU read-side section.
+    fn set_route(&mut self, route: OutputRoute<'_>) {
         let skb = self.as_raw();
-        // SAFETY: `skb` is valid and exclusively borrowed; `skb_dst_set` takes over the
-        // route's reference.
+        // SAFETY: `skb` is valid and exclusively borrowed; its route is dropped first. The
+        // callers send the packet at once (`send`, within the borrowed route's section) or
+        // attach a referenced route (`send_icmp`).
         unsafe {
             b::skb_dst_drop(skb);
-            b::skb_dst_set(skb, route.into_dst());
+            route.attach(skb);
         }
     }
 
@@ -577,7 +579,7 @@ impl PrivateSkb {
     /// `ip6_local_out` by the route's family. `Err` (the packet is dropped) unless its network
     /// header, at `skb->data`, holds a whole header of that family, as the output path
     /// rewrites its length fields.
-    pub(crate) fn send(mut self, net: &Net, route: OutputRoute) -> Result<(), ()> {
+    pub(crate) fn send(mut self, net: &Net, route: OutputRoute<'_>) -> Result<(), ()> {
         let family = route.family();
         let header_len = match family {
             Family::V4 => Ipv4Header::LEN,
