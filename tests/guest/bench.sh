@@ -12,8 +12,10 @@
 # client_family, outer_family, csum, metric, unit, value, cpu_ms, packets, bytes, wall_ms}.
 # cpu_ms: the guest's system + irq + softirq time during the measurement (all its CPUs; the
 # client and the real server share them with the director, alike for every variant); packets:
-# frames the director sent on the real servers' link. Correctness (drops, integrity) is
-# make test's job: a measurement that fails is reported as a TAP failure and no record.
+# frames the director sent on the real servers' link. small_xmit_p50: the median time IPVS's
+# transmit function took per packet during the 64-byte exchanges (see xmit_probes).
+# Correctness (drops, integrity) is make test's job: a measurement that fails is reported as a
+# TAP failure and no record.
 . /guest/lib.sh
 TABLE_SIZES=${TABLE_SIZES:-1}
 ROUNDS=${ROUNDS:-1}
@@ -27,6 +29,7 @@ DUMMY_VIP=10.99.0.1
 if [ -n "${KO:-}" ]; then tap_check "insmod $(basename "$KO")" module_insert "$KO"; fi
 topo_setup 1600 || { tap_fail "topology setup"; tap_done; exit 1; }
 tap_ok "topology setup"
+tap_check "kprobes on IPVS's transmit functions ($XMIT_FUNCS)" xmit_probes
 topo_wait_servers || true
 
 # IPVS and the module hold SIZE servers: SIZE-1 dummies (10.200.0.1 on, up to 2^18) plus,
@@ -103,13 +106,51 @@ traffic() { # SIZE REQUESTS CONNS
   jq -r '.sizes[0] | "\(.ok) \(.requests) \(.elapsed_ms) \(.p50_ms) \(.p99_ms) \(.bytes_ok)"' /tmp/bench-run.json
 }
 
+# The director's transmit time per packet: IPVS's transmit function from call to return, the
+# kernel's C GUE path in ip_vs_tunnel_xmit[_v6], plain DR and ours in ip_vs_dr_xmit[_v6] (our
+# hook runs inside it, at the LOCAL_OUT of the packet it sends), timed by a kprobe/kretprobe
+# pair per function. Unlike the /proc/stat figures it leaves out the client's and the real
+# server's work; the probes' own cost (the same for every variant) is in it.
+XMIT_INST=$TRACEFS/instances/bench_xmit
+XMIT_FUNCS="ip_vs_dr_xmit ip_vs_dr_xmit_v6 ip_vs_tunnel_xmit ip_vs_tunnel_xmit_v6"
+xmit_probes() {
+  local f
+  [ -d $TRACEFS/events ] || mount -t tracefs tracefs $TRACEFS 2>/dev/null
+  for f in $XMIT_FUNCS; do
+    grep -q "bench_xmit/${f}_in " $TRACEFS/kprobe_events 2>/dev/null && continue
+    echo "p:bench_xmit/${f}_in $f" >> $TRACEFS/kprobe_events || return 1
+    echo "r:bench_xmit/${f}_out $f" >> $TRACEFS/kprobe_events || return 1
+  done
+  [ -d $XMIT_INST ] || mkdir $XMIT_INST || return 1
+  echo 0 > $XMIT_INST/tracing_on
+  echo 8192 > $XMIT_INST/buffer_size_kb
+}
+xmit_start() { : > $XMIT_INST/trace; echo 1 > $XMIT_INST/events/bench_xmit/enable; echo 1 > $XMIT_INST/tracing_on; }
+xmit_stop() { echo 0 > $XMIT_INST/tracing_on; echo 0 > $XMIT_INST/events/bench_xmit/enable; }
+# Median microseconds from entry to return over the traced calls (paired per CPU: softirqs
+# do not nest), "-" if none.
+xmit_median_us() {
+  awk '{ cpu = ""; ts = ""; ev = ""
+         for (i = 1; i <= NF; i++) {
+           if ($i ~ /^\[[0-9]+\]$/) cpu = $i
+           else if (ts == "" && $i ~ /^[0-9]+\.[0-9]+:$/) { ts = substr($i, 1, length($i) - 1); ev = $(i + 1) }
+         }
+         if (ev ~ /_in:$/) start[cpu] = ts
+         else if (ev ~ /_out:$/ && (cpu in start)) { printf "%d\n", (ts - start[cpu]) * 1e6 + 0.5; delete start[cpu] } }' \
+    $XMIT_INST/trace | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
+}
+
 bench_small() {
-  local out
+  local out xmit
+  xmit_start
   measure_start
-  out=$(traffic 64 "$SMALL_REQUESTS" 4) || { tap_fail "$CELL_NAME 64-byte requests"; tail -n 3 /tmp/bench-run.err | sed 's/^/#   /'; return; }
+  out=$(traffic 64 "$SMALL_REQUESTS" 4) || { xmit_stop; tap_fail "$CELL_NAME 64-byte requests"; tail -n 3 /tmp/bench-run.err | sed 's/^/#   /'; return; }
   measure_stop
+  xmit_stop
   set -- $out
   record small_rps req/s "$(awk -v ok="$1" -v ms="$3" 'BEGIN {printf "%.1f", ok * 1000 / ms}')" "$6"
+  xmit=$(xmit_median_us)
+  if [ "$xmit" = - ]; then tap_fail "$CELL_NAME: no transmit calls traced"; else record small_xmit_p50 us/packet "$xmit" "$6"; fi
 }
 
 bench_latency() { # SIZE REQUESTS
