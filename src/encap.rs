@@ -66,9 +66,8 @@ fn inner_fields(skb: &SkBuff, family: Family) -> Option<InnerFields> {
 }
 
 /// Encapsulates `skb` (an IPVS-scheduled packet of family `inner`, or an ICMP error IPVS
-/// relays when `relayed_icmp`) for `server` and sends it, by the route in `cache` when it
-/// holds a valid one (borrowed for `rcu`, the hook's read-side section), else by a lookup it
-/// then caches. On error the packet has been freed as a drop (and, for PMTU, answered with
+/// relays when `relayed_icmp`) for `server` and sends it, by the server's route `cache`
+/// (its route borrowed for `rcu`, the hook's read-side section). On error the packet has been freed as a drop (and, for PMTU, answered with
 /// ICMP unless it is an ICMP error itself).
 pub(crate) fn transmit(
     net: &Net,
@@ -80,30 +79,24 @@ pub(crate) fn transmit(
 ) -> Result<Transmitted, DropReason> {
     let inner = skb.family();
     let fields = inner_fields(&skb, inner).ok_or(DropReason::BadPacket)?;
-    let route = match cache.and_then(|cache| cache.get(&server.outer, rcu)) {
-        Some(route) => route,
-        None => {
-            let Ok(route) = OutputRoute::lookup(net, &server.outer) else {
-                // As C's `err_unreach` (`dst_link_failure`): the client learns at once,
-                // rather than timing out. Never about an ICMP error.
-                if !relayed_icmp {
-                    skb.send_unreachable(net);
-                }
-                return Err(DropReason::NoRoute);
-            };
-            // A tunnel endpoint that is this host or a broadcast address is a configuration
-            // error (the hook lets packets for a local real server pass): never send GUE to
-            // ourselves or to everyone. Only unicast routes are cached, so a cached route
-            // needs no second look (one that became local fails `dst_check`).
-            if route.kind() != RouteKind::Unicast {
-                return Err(DropReason::NoRoute);
-            }
-            if let Some(cache) = cache {
-                cache.store(&server.outer, &route);
-            }
-            route
-        }
+    let route = match cache {
+        Some(cache) => cache.route(net, &server.outer, rcu),
+        None => OutputRoute::lookup(net, &server.outer),
     };
+    let Ok(route) = route else {
+        // As C's `err_unreach` (`dst_link_failure`): the client learns at once, rather than
+        // timing out. Never about an ICMP error.
+        if !relayed_icmp {
+            skb.send_unreachable(net);
+        }
+        return Err(DropReason::NoRoute);
+    };
+    // A tunnel endpoint that is this host or a broadcast address is a configuration error
+    // (the hook lets packets for a local real server pass): never send GUE to ourselves or to
+    // everyone.
+    if route.kind() != RouteKind::Unicast {
+        return Err(DropReason::NoRoute);
+    }
     let outer = server.outer.family();
     // Like the C path, the option is only added where there is a checksum to offload.
     let remcsum = server.csum == ChecksumMode::RemoteOffload

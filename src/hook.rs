@@ -53,8 +53,8 @@ impl LocalOutHook for Netns {
             return skb.accept();
         };
         let (skb, verdict) = skb.steal();
-        let route = published.slots.route(server.stats_slot);
-        let sent = encap::transmit(net, skb, &server.config, route, &rcu, packet.key.icmp_relay);
+        let route_cache = published.slots.route_cache(server.stats_slot);
+        let sent = encap::transmit(net, skb, &server.config, route_cache, &rcu, packet.key.icmp_relay);
         // After the send: this CPU's counters, on the CPU the sender now runs on.
         if let Some(stats) = published.slots.counters(server.stats_slot) {
             match sent {

@@ -68,8 +68,8 @@ impl ServerSlots {
         self.blocks.get(block)?.stats.this_cpu().get(index)
     }
 
-    /// The cached route of `slot`.
-    pub(crate) fn route(&self, slot: u32) -> Option<&RouteCache> {
+    /// The route cache of `slot`.
+    pub(crate) fn route_cache(&self, slot: u32) -> Option<&RouteCache> {
         let (block, index) = Self::locate(slot);
         self.blocks.get(block)?.routes.get(index)
     }
@@ -85,8 +85,8 @@ impl ServerSlots {
     /// Nothing may count in the slot meanwhile: no published table lists a server there.
     pub(crate) fn reset(&self, slot: u32) {
         self.each_cpu(slot, ServerStats::reset);
-        if let Some(route) = self.route(slot) {
-            route.clear();
+        if let Some(route_cache) = self.route_cache(slot) {
+            route_cache.clear();
         }
     }
 

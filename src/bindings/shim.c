@@ -137,12 +137,16 @@ unsigned short ipvs_gue_dst_family(const struct dst_entry *dst)
 	return dst->ops->family;
 }
 
-/* The outer packet this CPU is sending (compared, never dereferenced); see skb.rs `send`. */
+/*
+ * The outer packet this CPU is sending (compared, never dereferenced); see skb.rs `send`.
+ * Never set on PREEMPT_RT, where a task with bottom halves off can be preempted by another
+ * that passes LOCAL_OUT meanwhile: there every packet is classified (correct, only slower).
+ */
 static DEFINE_PER_CPU(const struct sk_buff *, ipvs_gue_own_output);
 
 const struct sk_buff *ipvs_gue_swap_own_output(const struct sk_buff *skb)
 {
-	return this_cpu_xchg(ipvs_gue_own_output, skb);
+	return IS_ENABLED(CONFIG_PREEMPT_RT) ? NULL : this_cpu_xchg(ipvs_gue_own_output, skb);
 }
 
 bool ipvs_gue_is_own_output(const struct sk_buff *skb)

@@ -33,8 +33,8 @@ pub(crate) enum RouteKind {
 /// `dst` is a valid `dst_entry` of family `family` for `'a`. If `referenced`, `self` holds
 /// one reference to it, released on drop unless handed to an sk_buff by
 /// [`OutputRoute::attach`]; if not, it is a cache entry's route and `'a` lies inside an RCU
-/// read-side section that found the entry published, so the entry's reference is released
-/// (in an RCU callback) only after `'a`.
+/// read-side section that found the entry published, so the entry and its reference stay
+/// until after `'a` (see [`RouteCache`]).
 pub(crate) struct OutputRoute<'a> {
     dst: NonNull<b::dst_entry>,
     family: Family,
@@ -91,8 +91,9 @@ pub(crate) unsafe fn kind_of(dst: *const b::dst_entry, family: Family) -> Option
 /// The destination an on-link route made with `FLOWI_FLAG_KNOWN_NH` (how IPVS routes direct
 /// routing) delivers to: for IPv4 an uncached route with `rt_gw4` set to the flow's
 /// destination and no gateway; for IPv6 an `RTF_CACHE` clone without `RTF_GATEWAY`, whose
-/// `rt6i_dst` is the destination. `None` for any other route (gateway routes, and cached IPv4
-/// routes, which a nexthop exception for the destination yields).
+/// `rt6i_dst` is the destination (a nexthop exception for it gives the same: IPv4's
+/// `rt_bind_exception` sets `rt_gw4` to it too). `None` for gateway routes and routes of
+/// another family.
 ///
 /// # Safety
 ///
@@ -194,20 +195,20 @@ impl OutputRoute<'_> {
         if self.multicast {
             return RouteKind::Broadcast;
         }
-        // SAFETY: `self.dst` is a valid referenced route of `self.family` (type invariant).
+        // SAFETY: `self.dst` is a valid route of `self.family` (type invariant).
         unsafe { kind_of(self.dst.as_ptr(), self.family) }.unwrap_or(RouteKind::Broadcast)
     }
 
     /// The route's path MTU (`dst_mtu`).
     pub(crate) fn mtu(&self) -> u32 {
-        // SAFETY: `self.dst` is a valid referenced route (type invariant).
+        // SAFETY: `self.dst` is a valid route (type invariant).
         unsafe { b::dst_mtu(self.dst.as_ptr()) }
     }
 
     /// Link-layer headroom the egress device wants (`LL_RESERVED_SPACE`).
     pub(crate) fn device_headroom(&self) -> usize {
-        // SAFETY: `self.dst` is valid (type invariant); its device is valid while the route
-        // is referenced.
+        // SAFETY: `self.dst` is valid (type invariant); so is its device while it is (a route
+        // whose device goes gets `blackhole_netdev`, `dst_dev_put`).
         unsafe { b::ipvs_gue_dst_ll_reserved_space(self.dst.as_ptr()) as usize }
     }
 
@@ -245,12 +246,12 @@ impl Drop for OutputRoute<'_> {
 }
 
 /// A route cache entry: the route to `endpoint` and what revalidates it, as IPVS's
-/// `struct ip_vs_dest_dst`. Published in a [`RouteCache`], freed in an RCU callback.
+/// `struct ip_vs_dest_dst`. Published in a [`RouteCache`].
 ///
 /// # Invariants
 ///
-/// `dst` holds one reference to a valid unicast route of family `family` to `endpoint`,
-/// released when the entry is freed.
+/// `dst` holds one reference to a valid route of `endpoint`'s family to `endpoint`, released
+/// when the entry is freed.
 #[repr(C)]
 struct CachedRoute {
     /// First, for `call_rcu`'s callback to find the entry (`container_of` at offset 0).
@@ -258,9 +259,25 @@ struct CachedRoute {
     dst: NonNull<b::dst_entry>,
     /// What `dst_check` compares: 0 for IPv4, the fib6 node's serial number for IPv6.
     cookie: u32,
-    family: Family,
+    /// The namespace's IPv6 route generation before the lookup (see [`route_generation`]).
+    generation: i32,
     source: InetAddr,
     endpoint: InetAddr,
+}
+
+/// What must not change for a cached route of `family` to stay valid beyond its own
+/// `dst_check`. IPv4: nothing (`ipv4_dst_check` compares the namespace's route generation,
+/// which every IPv4 route change in any table bumps). IPv6: the namespace's fib6 serial
+/// number (`rt_genid_ipv6`), bumped by every route added or deleted in any table and by
+/// address changes; the route's cookie covers only its own fib6 tree, so a route added to a
+/// policy routing table, or a local address, would otherwise leave it valid (IPVS's own
+/// cache has that gap).
+fn route_generation(net: &Net, family: Family) -> i32 {
+    match family {
+        Family::V4 => 0,
+        // SAFETY: `net` is live; reads one counter.
+        Family::V6 => unsafe { b::rt_genid_ipv6(net.as_raw()) },
+    }
 }
 
 impl Drop for CachedRoute {
@@ -285,8 +302,8 @@ unsafe extern "C" fn free_cached_route(head: *mut b::callback_head) {
 /// One real server's cached route to its tunnel endpoint: the per-packet route lookup
 /// replaced by a pointer load and a validity check, as IPVS caches its destinations' routes
 /// (`__ip_vs_get_out_rt`). Filled by the first packet; a packet that finds it stale (routes
-/// or devices changed: `dst_check`) or for another endpoint (the server was edited, or its
-/// slot reused) looks up again and replaces it.
+/// or devices changed: `dst_check`, [`route_generation`]) or for another endpoint (the
+/// server was edited, or its slot reused) looks up again and replaces it.
 ///
 /// # Invariants
 ///
@@ -304,9 +321,23 @@ impl RouteCache {
         Self { entry: AtomicPtr::new(core::ptr::null_mut()) }
     }
 
-    /// The cached route to `endpoint`, if one is cached and still valid, borrowed for the
-    /// read-side section `_rcu`.
-    pub(crate) fn get<'a>(&'a self, endpoint: &InetAddr, _rcu: &'a RcuReadGuard) -> Option<OutputRoute<'a>> {
+    /// The route to `endpoint` in `net`: the cached one while it is valid, borrowed for the
+    /// read-side section `rcu`, else a new lookup, cached if it is unicast.
+    pub(crate) fn route<'a>(&'a self, net: &Net, endpoint: &InetAddr, rcu: &'a RcuReadGuard) -> Result<OutputRoute<'a>> {
+        // Read before the lookup: a change during it makes the entry stale at once.
+        let generation = route_generation(net, endpoint.family());
+        if let Some(route) = self.cached(endpoint, generation, rcu) {
+            return Ok(route);
+        }
+        let route = OutputRoute::lookup(net, endpoint)?;
+        if route.kind() == RouteKind::Unicast {
+            self.store(endpoint, &route, generation);
+        }
+        Ok(route)
+    }
+
+    /// The cached route to `endpoint`, if one is cached and still valid.
+    fn cached<'a>(&'a self, endpoint: &InetAddr, generation: i32, _rcu: &'a RcuReadGuard) -> Option<OutputRoute<'a>> {
         let entry = self.entry.load(Ordering::Acquire);
         if entry.is_null() {
             return None;
@@ -314,19 +345,18 @@ impl RouteCache {
         // SAFETY: a published entry stays valid until a grace period after it is replaced
         // (type invariant), and `_rcu` is a read-side section that found it published.
         let entry = unsafe { &*entry };
-        if entry.endpoint != *endpoint {
+        if entry.endpoint != *endpoint || entry.generation != generation {
             return None;
         }
         // SAFETY: the entry's route is valid while the entry is (type invariant of
-        // `CachedRoute`); `dst_check` only reads it (and, for IPv6, revalidates it against
-        // the fib6 tree) and returns it, or null if stale.
+        // `CachedRoute`); `dst_check` returns it if still valid, else null.
         if unsafe { b::dst_check(entry.dst.as_ptr(), entry.cookie) }.is_null() {
             return None;
         }
         // INVARIANT: the entry was found published inside `_rcu`.
         Some(OutputRoute {
             dst: entry.dst,
-            family: entry.family,
+            family: endpoint.family(),
             source: entry.source,
             multicast: false,
             referenced: false,
@@ -334,10 +364,11 @@ impl RouteCache {
         })
     }
 
-    /// Caches `route` (a unicast route looked up for `endpoint`), replacing the current
-    /// entry. Best effort: if no memory is to be had at once, nothing is cached and the next
-    /// packet looks up again.
-    pub(crate) fn store(&self, endpoint: &InetAddr, route: &OutputRoute<'_>) {
+    /// Caches `route`, looked up for `endpoint` after `generation` was read, replacing the
+    /// current entry. Best effort: a route stale from birth (e.g. an xfrm larval blackhole)
+    /// is not cached, and if no memory is to be had at once nothing is; the next packet looks
+    /// up again.
+    fn store(&self, endpoint: &InetAddr, route: &OutputRoute<'_>, generation: i32) {
         let dst = route.dst;
         let cookie = match route.family {
             Family::V4 => 0,
@@ -345,14 +376,18 @@ impl RouteCache {
             // while `route` is.
             Family::V6 => unsafe { b::rt6_get_cookie(dst.as_ptr().cast::<b::rt6_info>()) },
         };
+        // SAFETY: `dst` is valid while `route` is.
+        if unsafe { b::dst_check(dst.as_ptr(), cookie) }.is_null() {
+            return;
+        }
         // SAFETY: `dst` is valid while `route` is; the entry gets a reference of its own.
         unsafe { b::dst_hold(dst.as_ptr()) };
-        // INVARIANT: one reference to `route`'s unicast route to `endpoint`, of its family.
+        // INVARIANT: one reference to `route`, a route of `endpoint`'s family to `endpoint`.
         let entry = CachedRoute {
             rcu: b::callback_head::default(),
             dst,
             cookie,
-            family: route.family,
+            generation,
             source: route.source,
             endpoint: *endpoint,
         };

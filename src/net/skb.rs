@@ -285,13 +285,13 @@ impl SkBuff {
         unsafe { b::ipvs_gue_skb_frag_max_size(self.as_raw(), family == Family::V6) }
     }
 
-    /// Attaches `route` as the packet's route, replacing the current one. A borrowed route
-    /// only right before the packet is sent, within the route's RCU read-side section.
-    fn set_route(&mut self, route: OutputRoute<'_>) {
+    /// Attaches `route`, a referenced route (a lookup's), as the packet's route, replacing
+    /// the current one. (A borrowed route is attached only by `PrivateSkb::send`.)
+    fn set_route(&mut self, route: OutputRoute<'static>) {
         let skb = self.as_raw();
-        // SAFETY: `skb` is valid and exclusively borrowed; its route is dropped first. The
-        // callers send the packet at once (`send`, within the borrowed route's section) or
-        // attach a referenced route (`send_icmp`).
+        // SAFETY: `skb` is valid and exclusively borrowed; its route is dropped first. A
+        // `'static` route is a referenced one: a borrowed route lives no longer than the
+        // `RcuReadGuard` it borrows.
         unsafe {
             b::skb_dst_drop(skb);
             route.attach(skb);
@@ -579,7 +579,7 @@ impl PrivateSkb {
     /// `ip6_local_out` by the route's family. `Err` (the packet is dropped) unless its network
     /// header, at `skb->data`, holds a whole header of that family, as the output path
     /// rewrites its length fields.
-    pub(crate) fn send(mut self, net: &Net, route: OutputRoute<'_>) -> Result<(), ()> {
+    pub(crate) fn send(self, net: &Net, route: OutputRoute<'_>) -> Result<(), ()> {
         let family = route.family();
         let header_len = match family {
             Family::V4 => Ipv4Header::LEN,
@@ -588,12 +588,18 @@ impl PrivateSkb {
         if self.network_offset() != 0 || (self.headlen() as usize) < header_len {
             return Err(());
         }
-        self.set_route(route);
         let skb = self.0.into_raw();
+        // SAFETY: `skb` is valid and ours; its route is dropped first. It is sent below, within
+        // the read-side section a borrowed route lives for (`route`'s lifetime, which this
+        // call cannot outlive).
+        unsafe {
+            b::skb_dst_drop(skb);
+            route.attach(skb);
+        }
         // Marks the packet as ours while it passes LOCAL_OUT (`is_own_output`), as
         // `nf_dup_ipv4` marks its copies: with bottom halves off nothing else runs on this CPU
         // until the mark is undone, so a match can only be this packet re-entering.
-        // SAFETY: may be called in any context; re-enabled below.
+        // SAFETY: called in process or softirq context (a netfilter hook); re-enabled below.
         unsafe { b::local_bh_disable() };
         // SAFETY: stores a pointer value in this CPU's slot; the previous value (an outer
         // packet of a nested send, or null) is put back below.

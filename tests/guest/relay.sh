@@ -396,14 +396,17 @@ cell_hotpath() { # RS FAMILY
 
 # ---- 8. the cached route follows route and configuration changes ---------------------------------
 # The module caches each server's route to its tunnel endpoint (as IPVS caches its
-# destinations'). Three phases of N datagrams to rs1 after the cache is warm: (a) a /32 route to
-# rs1 via the router is added on the director: the outer packets must go through the router at
-# once (its forwarded-packet counter rises by N); (b) the route is deleted: straight to rs1
-# again (the router forwards none); (c) the server's tunnel endpoint is edited to the director's
-# own address: nothing may be sent (drop_no_route +N), as cell 5 expects of a fresh server.
-# A cache that missed route changes fails (a) (and (b) after a fresh lookup); one that ignored
-# the endpoint fails (c). The director takes no ICMP redirects meanwhile (the router would send
-# them: rs1 is on the link it came from), so the route in force is the one the phase set.
+# destinations'). A policy rule on the director sends lookups for rs1's address to table 100,
+# empty at first (they fall through to main). Three phases of N datagrams to rs1 after the
+# cache is warm: (a) a /32 route to rs1 via the router is added to table 100: the outer packets
+# must go through the router at once (its forwarded-packet counter rises by N); (b) the route is
+# deleted: straight to rs1 again (the router forwards none); (c) the server's tunnel endpoint is
+# edited to the director's own address: nothing may be sent (drop_no_route +N), as cell 5
+# expects of a fresh server. A cache that missed route changes fails (a); one that ignored the
+# endpoint fails (c). A route in another table than the cached one's is the case the IPv6
+# route's own cookie misses (it covers its own table only). The director takes no ICMP
+# redirects meanwhile (the router would send them: rs1 is on the link it came from), so the
+# route in force is the one the phase set.
 forwarded() { # NS FAMILY
   if [ "$2" = 6 ]; then snmp6 "$1" Ip6OutForwDatagrams; else snmp "$1" Ip ForwDatagrams; fi
 }
@@ -415,18 +418,21 @@ reroute_send() { # FAMILY VIP PORT N
   sink_wait /tmp/reroute.json
 }
 cell_reroute() { # FAMILY
-  local fam n port name vip rsa router self plen f0 f1 a_fwd a_got b_fwd b_got p0 r0 p1 r1 c_tx c_noroute ok
+  local fam n port name vip rsa router self plen redirects f0 f1 a_fwd a_got b_fwd b_got p0 r0 p1 r1 c_tx c_noroute ok
   fam=$1 n=50 port=7008 name="reroute-c$1-rs1"
   vip=$(vip_of "$fam") rsa=$(rs_addr rs1 "$fam")
   if [ "$fam" = 6 ]; then router=fd02::3 self=fd02::1 plen=128; else router=10.2.0.3 self=10.2.0.1 plen=32; fi
+  redirects=$(for k in ipv4.conf.all ipv4.conf.eth-b ipv6.conf.all ipv6.conf.eth-b; do
+    echo "net.$k.accept_redirects=$(nsx director sysctl -n "net.$k.accept_redirects")"; done)
   sysctl_ns director net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.eth-b.accept_redirects=0 \
     net.ipv6.conf.all.accept_redirects=0 net.ipv6.conf.eth-b.accept_redirects=0
-  setup_udp "$name" "$vip" $port "$rsa" "" || return
+  setup_udp "$name" "$vip" $port "$rsa" "" || { sysctl_ns director $redirects; return; }
+  nsx director $IP -"$fam" rule add to "$rsa/$plen" table 100 pref 100
   reroute_send "$fam" "$vip" $port $n   # warms the cache
   f0=$(forwarded router "$fam")
-  nsx director $IP -"$fam" route add "$rsa/$plen" via "$router" dev eth-b
+  nsx director $IP -"$fam" route add "$rsa/$plen" via "$router" dev eth-b table 100
   reroute_send "$fam" "$vip" $port $n; a_got=$SINK_GOT; f1=$(forwarded router "$fam"); a_fwd=$(delta "$f0" "$f1")
-  nsx director $IP -"$fam" route del "$rsa/$plen" via "$router" dev eth-b
+  nsx director $IP -"$fam" route del "$rsa/$plen" via "$router" dev eth-b table 100
   f0=$f1
   reroute_send "$fam" "$vip" $port $n; b_got=$SINK_GOT; f1=$(forwarded router "$fam"); b_fwd=$(delta "$f0" "$f1")
   nsx director ipvs-gue-ctl -e -r "$rsa" --outer "$self" >/dev/null 2>&1 || diag "  edit of $rsa to outer $self failed"
@@ -436,11 +442,11 @@ cell_reroute() { # FAMILY
   settle
   p1=$(mod_stat "$rsa" packets) r1=$(mod_stat "$rsa" drop_no_route)
   c_tx=$(delta "$p0" "$p1") c_noroute=$(delta "$r0" "$r1")
-  sysctl_ns director net.ipv4.conf.all.accept_redirects=1 net.ipv4.conf.eth-b.accept_redirects=1 \
-    net.ipv6.conf.all.accept_redirects=1 net.ipv6.conf.eth-b.accept_redirects=1
+  nsx director $IP -"$fam" rule del to "$rsa/$plen" table 100 pref 100
+  sysctl_ns director $redirects
   ok=1
   ge "$a_got" $n && ge "$a_fwd" $n && ge "$b_got" $n && [ "$b_fwd" -le 2 ] && eq "$c_tx" 0 && ge "$c_noroute" $n && ok=0
-  report "$name" "$ok" "route via $router added: router forwarded +$a_fwd (want >= $n), rs1 got $a_got; deleted: forwarded +$b_fwd (want <= 2), rs1 got $b_got; outer edited to $self: module tx +$c_tx (want 0), drop_no_route +$c_noroute (want >= $n)" \
+  report "$name" "$ok" "route via $router added to table 100: router forwarded +$a_fwd (want >= $n), rs1 got $a_got; deleted: forwarded +$b_fwd (want <= 2), rs1 got $b_got; outer edited to $self: module tx +$c_tx (want 0), drop_no_route +$c_noroute (want >= $n)" \
     "{\"family\":$fam,\"sent\":$n,\"via_router_forwarded\":\"$a_fwd\",\"via_router_received\":$a_got,\"direct_forwarded\":\"$b_fwd\",\"direct_received\":$b_got,\"local_outer_tx\":\"$c_tx\",\"local_outer_no_route\":\"$c_noroute\"}"
   [ "$ok" = 0 ] || diag "  module row: $(mod_row "$rsa")"
 }
