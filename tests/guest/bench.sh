@@ -29,7 +29,6 @@ DUMMY_VIP=10.99.0.1
 if [ -n "${KO:-}" ]; then tap_check "insmod $(basename "$KO")" module_insert "$KO"; fi
 topo_setup 1600 || { tap_fail "topology setup"; tap_done; exit 1; }
 tap_ok "topology setup"
-tap_check "kprobes on IPVS's transmit functions ($XMIT_FUNCS)" xmit_probes
 topo_wait_servers || true
 
 # IPVS and the module hold SIZE servers: SIZE-1 dummies (10.200.0.1 on, up to 2^18) plus,
@@ -125,8 +124,14 @@ xmit_probes() {
   echo 0 > $XMIT_INST/tracing_on
   echo 8192 > $XMIT_INST/buffer_size_kb
 }
-xmit_start() { : > $XMIT_INST/trace; echo 1 > $XMIT_INST/events/bench_xmit/enable; echo 1 > $XMIT_INST/tracing_on; }
-xmit_stop() { echo 0 > $XMIT_INST/tracing_on; echo 0 > $XMIT_INST/events/bench_xmit/enable; }
+xmit_start() {
+  [ -d $XMIT_INST/events/bench_xmit ] || return 0
+  : > $XMIT_INST/trace; echo 1 > $XMIT_INST/events/bench_xmit/enable; echo 1 > $XMIT_INST/tracing_on
+}
+xmit_stop() {
+  [ -d $XMIT_INST/events/bench_xmit ] || return 0
+  echo 0 > $XMIT_INST/tracing_on; echo 0 > $XMIT_INST/events/bench_xmit/enable
+}
 # Median microseconds from entry to return over the traced calls (paired per CPU: softirqs
 # do not nest), "-" if none.
 xmit_median_us() {
@@ -137,7 +142,7 @@ xmit_median_us() {
          }
          if (ev ~ /_in:$/) start[cpu] = ts
          else if (ev ~ /_out:$/ && (cpu in start)) { printf "%d\n", (ts - start[cpu]) * 1e6 + 0.5; delete start[cpu] } }' \
-    $XMIT_INST/trace | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
+    $XMIT_INST/trace 2>/dev/null | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
 }
 
 bench_small() {
@@ -188,6 +193,9 @@ rotated() { # R SPECS...
   awk -v r="$r" 'BEGIN { n = ARGC - 1; for (i = 0; i < n; i++) printf "%s ", ARGV[1 + (i + r) % n] }' "$@"
 }
 
+case " $METRICS " in *" small "*)
+  tap_check "kprobes on IPVS's transmit functions ($XMIT_FUNCS)" xmit_probes ;;
+esac
 for size in $TABLE_SIZES; do
   scale_to "$size" || { tap_fail "table size $size: dummy IPVS destinations"; continue; }
   round=1
