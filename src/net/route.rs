@@ -212,19 +212,21 @@ impl OutputRoute<'_> {
         unsafe { b::ipvs_gue_dst_ll_reserved_space(self.dst.as_ptr()) as usize }
     }
 
-    /// Makes the route `skb`'s route, replacing none (the caller dropped the old one): with
-    /// its reference (`skb_dst_set`), or a borrowed route without one (`skb_dst_set_noref`,
-    /// as IPVS attaches its cached routes); the stack takes a reference of its own before the
-    /// packet outlives the RCU read-side section (`skb_dst_force` when it is queued).
+    /// Makes the route `skb`'s route, releasing the one it had: with its reference
+    /// (`skb_dst_set`), or a borrowed route without one (`skb_dst_set_noref`, as IPVS attaches
+    /// its cached routes); the stack takes a reference of its own before the packet outlives
+    /// the RCU read-side section (`skb_dst_force` when it is queued).
     ///
     /// # Safety
     ///
-    /// `skb` must be a valid sk_buff without a route, exclusively the caller's, sent (or
-    /// freed) within `'a` if the route is borrowed.
+    /// `skb` must be a valid sk_buff, exclusively the caller's, sent (or freed) within `'a` if
+    /// the route is borrowed.
     pub(crate) unsafe fn attach(self, skb: *mut b::sk_buff) {
         let dst = self.dst.as_ptr();
         let referenced = self.referenced;
         core::mem::forget(self);
+        // SAFETY: `skb` is valid and the caller's (caller); its old route is released.
+        unsafe { b::skb_dst_drop(skb) };
         if referenced {
             // SAFETY: `skb` is valid and the caller's (caller); the reference passes to it.
             unsafe { b::skb_dst_set(skb, dst) };
@@ -411,10 +413,10 @@ impl RouteCache {
         if old.is_null() {
             return;
         }
+        // The callback runs after every read-side section that may have found `old`; the
+        // module waits for callbacks before its code goes (`rcu::CallbackBarrier`).
         // SAFETY: `old` was swapped out, so it is no longer published and only this call
-        // frees it; its `rcu` member is unused until now. The callback runs after every
-        // read-side section that may have found it; the module waits for callbacks before
-        // its code goes (`rcu::CallbackBarrier`).
+        // frees it; its `rcu` member is unused until now.
         unsafe { b::call_rcu(core::ptr::addr_of_mut!((*old).rcu), Some(free_cached_route)) };
     }
 }

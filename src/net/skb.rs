@@ -288,14 +288,9 @@ impl SkBuff {
     /// Attaches `route`, a referenced route (a lookup's), as the packet's route, replacing
     /// the current one. (A borrowed route is attached only by `PrivateSkb::send`.)
     fn set_route(&mut self, route: OutputRoute<'static>) {
-        let skb = self.as_raw();
-        // SAFETY: `skb` is valid and exclusively borrowed; its route is dropped first. A
-        // `'static` route is a referenced one: a borrowed route lives no longer than the
-        // `RcuReadGuard` it borrows.
-        unsafe {
-            b::skb_dst_drop(skb);
-            route.attach(skb);
-        }
+        // SAFETY: `self` is valid and exclusively borrowed. A `'static` route is a referenced
+        // one: a borrowed route lives no longer than the `RcuReadGuard` it borrows.
+        unsafe { route.attach(self.as_raw()) };
     }
 
     pub(crate) fn set_ignore_df(&mut self) {
@@ -589,13 +584,9 @@ impl PrivateSkb {
             return Err(());
         }
         let skb = self.0.into_raw();
-        // SAFETY: `skb` is valid and ours; its route is dropped first. It is sent below, within
-        // the read-side section a borrowed route lives for (`route`'s lifetime, which this
-        // call cannot outlive).
-        unsafe {
-            b::skb_dst_drop(skb);
-            route.attach(skb);
-        }
+        // SAFETY: `skb` is valid and ours. It is sent below, within the read-side section a
+        // borrowed route lives for (`route`'s lifetime, which this call cannot outlive).
+        unsafe { route.attach(skb) };
         // Marks the packet as ours while it passes LOCAL_OUT (`is_own_output`), as
         // `nf_dup_ipv4` marks its copies: with bottom halves off nothing else runs on this CPU
         // until the mark is undone, so a match can only be this packet re-entering.
