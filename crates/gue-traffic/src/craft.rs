@@ -3,12 +3,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_ESP: u8 = 50;
-pub const IPPROTO_AH: u8 = 51;
-pub const IPPROTO_ICMPV6: u8 = 58;
+pub use gue_core::flow::{IPPROTO_AH, IPPROTO_ESP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
+pub use gue_core::headers::IPPROTO_UDP;
 /// IPv6 "no next header", the AH next header we claim.
 const IPPROTO_NONE: u8 = 59;
 
