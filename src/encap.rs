@@ -67,8 +67,8 @@ fn inner_fields(skb: &SkBuff, family: Family) -> Option<InnerFields> {
 
 /// Encapsulates `skb` (an IPVS-scheduled packet of family `inner`, or an ICMP error IPVS
 /// relays when `relayed_icmp`) for `server` and sends it, by the server's route `cache`
-/// (its route borrowed for `rcu`, the hook's read-side section). On error the packet has been freed as a drop (and, for PMTU, answered with
-/// ICMP unless it is an ICMP error itself).
+/// (its route borrowed for `rcu`, the hook's read-side section). On error the packet has been
+/// freed as a drop (and, for PMTU, answered with ICMP unless it is an ICMP error itself).
 pub(crate) fn transmit(
     net: &Net,
     mut skb: OwnedSkb,

@@ -14,7 +14,6 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::slots::ServerSlots;
 use crate::gue_core::addr::InetAddr;
 use crate::gue_core::config::ConfigError;
 use crate::gue_core::stats::{format_listing_header, format_listing_row, StatsSnapshot};
@@ -23,6 +22,7 @@ use crate::net::netfilter::Registration;
 use crate::net::pernet::{Namespace, PernetId, PernetState};
 use crate::net::proc::{ProcEntry, ProcFileHandler, SeqFile};
 use crate::net::rcu::{RcuBox, RcuReadGuard};
+use crate::slots::ServerSlots;
 use crate::table_storage::Table;
 
 /// A version of the configuration, published whole.
