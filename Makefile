@@ -4,10 +4,11 @@
 #   make test          unit tests, QEMU smoke test, e2e matrix; ends with "N passed, N failed"
 #   make test-debug    every suite on the debug kernel (KASAN, lockdep, kmemleak...), splats fail
 #   make test-upstream the harness against a kernel with the C fix reverted (test-only kernel)
+#   make test-scaleout two directors behind ECMP (IPVS mh), one lost mid-upload (docs/scale-out.md)
 #   make bench         benchmark matrix: Rust module vs C IPVS GUE vs plain DR (docs/benchmark.md)
 # KDIR=<kernel build dir> builds the module against another configured CONFIG_RUST=y tree.
 
-.PHONY: all module module-bug setup kernel unit tools initramfs test test-debug smoke e2e test-upstream demo bench clean
+.PHONY: all module module-bug setup kernel unit tools initramfs test test-debug smoke e2e test-upstream test-scaleout demo bench clean
 
 all: module
 
@@ -43,6 +44,9 @@ e2e:
 
 test-upstream:
 	@scripts/test-upstream
+
+test-scaleout:
+	@scripts/test --only scaleout
 
 demo:
 	@scripts/demo

@@ -44,6 +44,12 @@ DROPS_HIST=/tmp/drops-hist.txt
 DROPS_RX_HIST=/tmp/drops-rx-hist.txt
 DROPS_KFREE_FILTER='location.function == validate_xmit_skb || location.function == __dev_queue_xmit'
 DROPS_DEV=${DROPS_DEV:-eth-b}
+# Roles for the receive-side sums: namespaces whose loss counters count, and among them the
+# directors (device counters only: their IP counters are IPVS's business) and the routers
+# (forwarding errors count too).  The scale-out suite has two directors and two routers.
+DROPS_RX_NS=${DROPS_RX_NS:-rs1 rs2 router director}
+DROPS_DIRECTOR_NS=${DROPS_DIRECTOR_NS:-director}
+DROPS_ROUTER_NS=${DROPS_ROUTER_NS:-router}
 # Drop reasons that are not losses of the path (names from the kfree_skb format file):
 #   NOT_SPECIFIED   thousands per clean transfer from normal coalescing (skb_release_data);
 #                   counted only inside the receive functions below
@@ -162,7 +168,7 @@ _drops_snap() { # FILE
 # Frames on every topology NIC: unchanged for two reads 0.3 s apart = quiet.
 _drops_activity() {
   local ns
-  for ns in client director router rs1 rs2; do nsenter --net=/run/netns/"$ns" cat /proc/net/dev; done \
+  for ns in $TOPO_NS; do nsenter --net=/run/netns/"$ns" cat /proc/net/dev; done \
     | awk '{sub(":", " "); $0 = $0} $1 ~ /^eth-/ {s += $3 + $11} END {print s + 0}'  # name rx_bytes rx_packets .. tx_bytes tx_packets
 }
 drops_settle() { # waits at most ~6 s
@@ -239,25 +245,27 @@ drops_stop() {
   echo "trace_overrun=$overrun"
   echo "settle_steps=$DROPS_SETTLE_STEPS"
   awk 'NR == FNR {a[$1 " " $2] = $3; next} {print $1, $2, $3 - a[$1 " " $2]}' $DROPS_SNAP0 $DROPS_SNAP1 > $DROPS_DELTA
-  awk -v rs="$DROPS_RS" -v rsdev="$DROPS_RS_DEV" -v egress="$DROPS_DEV" '
+  awk -v rs="$DROPS_RS" -v rsdev="$DROPS_RS_DEV" -v egress="$DROPS_DEV" -v rxns=" $DROPS_RX_NS " \
+    -v directors=" $DROPS_DIRECTOR_NS " -v routers=" $DROPS_ROUTER_NS " '
     { d[$1 " " $2] = $3 }
+    function role(list, ns) { return index(list, " " ns " ") > 0 }
     # receive-side loss counters, by role
     function lossy(ns, k) {
       if (k ~ /^dev\.[^.]+\.rx_(dropped|errors)$/) return 1
-      if (ns == "director") return 0
+      if (role(directors, ns)) return 0
       if (k == "Tcp.InCsumErrors") return 1
       if (k ~ /^Udp\.(InCsumErrors|InErrors|RcvbufErrors|NoPorts)$/ || k ~ /^Udp6(InCsumErrors|InErrors|RcvbufErrors|NoPorts)$/) return 1
       if (k ~ /^Ip\.(InHdrErrors|InAddrErrors|InUnknownProtos|InDiscards|ReasmFails)$/) return 1
       if (k ~ /^IpExt\.(InCsumErrors|InTruncatedPkts|InNoRoutes)$/) return 1
       if (k ~ /^Ip6(InHdrErrors|InAddrErrors|InUnknownProtos|InDiscards|InTruncatedPkts|InNoRoutes|InTooBigErrors|ReasmFails)$/) return 1
       if (k == "Icmp.OutDestUnreachs" || k == "Icmp6OutDestUnreachs") return 1
-      if (ns != "router") return 0
+      if (!role(routers, ns)) return 0
       if (k ~ /^dev\.[^.]+\.tx_(dropped|errors)$/) return 1
       if (k ~ /^Ip\.(OutDiscards|OutNoRoutes|FragFails)$/ || k ~ /^Ip6(OutDiscards|OutNoRoutes|FragFails)$/) return 1
       if (k == "Icmp.OutTimeExcds" || k == "Icmp6OutTimeExcds" || k == "Icmp6OutPktTooBigs") return 1
       return 0
     }
-    (($1 == "rs1" || $1 == "rs2" || $1 == "router" || $1 == "director") && $2 !~ /^dev6\./ && $3 != 0 && lossy($1, $2)) {
+    (role(rxns, $1) && $2 !~ /^dev6\./ && $3 != 0 && lossy($1, $2)) {
       rx += $3; det = det (det == "" ? "" : ",") $1 ":" $2 "=" $3
     }
     function v(ns, k) { return (ns " " k) in d ? d[ns " " k] : 0 }

@@ -116,7 +116,7 @@ so_preconditions() {
     gro=$(ethtool_feature "$d" eth-a generic-receive-offload)
     tnl=$(ethtool_feature "$d" eth-b tx-udp_tnl-segmentation)
     tap_check "precondition: $d: GRO on at eth-a (got '$gro'), tx-udp_tnl-segmentation off at eth-b (got '$tnl')" \
-      [ "$gro" = on ] && [ "$tnl" = off ]
+      [ "$gro" = on -a "$tnl" = off ]
   done
   # 16 client ports to the VIP: the edge's L4 hash must pick both directors.
   paths=$(for p in $(seq 40000 40015); do

@@ -91,7 +91,9 @@ topo_setup() { # [DIRECTOR_EGRESS_MTU=1600]
   for rs in rs1 rs2; do topo_real_server "$rs"; done
 }
 
-# Real server: VIP on lo without ARP for it, stock fou GUE decapsulation, traffic sinks.
+# Real server: VIP on lo without ARP for it, stock fou GUE decapsulation, traffic sinks (the
+# :8080 sink logs to /tmp/serve-NS.log; env SERVE_FLAGS adds serve options, e.g. --verbose for a
+# line per connection).
 topo_real_server() { # NS
   local rs dev
   rs=$1
@@ -110,7 +112,7 @@ topo_real_server() { # NS
     nsx "$rs" sh -c "[ -d /proc/sys/net/ipv4/conf/$dev ] && echo 0 > /proc/sys/net/ipv4/conf/$dev/rp_filter" 2>/dev/null || true
   done
   if [ -x /bin/gue-traffic ]; then
-    nsx "$rs" setsid gue-traffic serve --listen "[::]:8080" > "/tmp/serve-$rs.log" 2>&1 &
+    nsx "$rs" setsid gue-traffic serve --listen "[::]:8080" ${SERVE_FLAGS:-} > "/tmp/serve-$rs.log" 2>&1 &
   else
     echo "# $rs: /bin/gue-traffic missing: no traffic sink on :8080"
   fi
