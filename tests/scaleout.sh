@@ -2,13 +2,15 @@
 # Scale-out suite: one VM boot (qemu/run-vm --topology scaleout) with two directors behind an
 # ECMP edge router, the same IPVS mh service and GUE table on both, sloppy TCP; 64 concurrent
 # uploads, one director lost mid-run and brought back (tests/guest/scaleout.sh).  Cells: ours
-# (DR + the module) and the kernel's C IPVS GUE, IPv4 and IPv6, and a negative control (no
-# sloppy TCP on the surviving director: the moved flows must break, KTAP # XFAIL).
+# (DR + the module) and the kernel's C IPVS GUE, IPv4 and IPv6; two negative controls (no
+# sloppy TCP on the surviving director; a server drained on one director only: the moved flows
+# must break, KTAP # XFAIL); flows spread over the fabric's second ECMP hop (entropy) and its
+# control (an address-only hash there puts every flow on one link, XFAIL).
 # KTAP, ending with "N passed, M failed"; exit 1 if anything failed, 2 on usage errors.
 #   tests/scaleout.sh [--cells LIST] [--kernel BZIMAGE] [--out DIR] [--timeout SECS] [MODULE.ko]
 #   MODULE.ko default: $IPVS_GUE_KO, else ./ipvs_gue.ko.  LIST: comma/space separated, of
-#   rust4 rust6 c-gue4 c-gue6 nosloppy4 drain4.  Console log and results.txt (one JSON line per cell)
-#   stay in DIR (default target/scaleout).
+#   rust4 rust6 c-gue4 c-gue6 nosloppy4 drain4 entropy4 entropy6 entropy4l3 entropy6l3.  Console
+#   log and results.txt (one JSON line per cell) stay in DIR (default target/scaleout).
 #   env SIZES, FLOWS_PER_SIZE, FAIL_AT, DETECT_MS, RESTORE_AFTER are passed on (see the guest
 #   script); the guest gets 2 GiB (64 sockets' buffers).
 set -euo pipefail
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 for c in $cells; do
-  case "$c" in rust4|rust6|c-gue4|c-gue6|nosloppy4|drain4) ;; *) usage_error "unknown cell '$c'" ;; esac
+  case "$c" in rust4|rust6|c-gue4|c-gue6|nosloppy4|drain4|entropy4|entropy6|entropy4l3|entropy6l3) ;; *) usage_error "unknown cell '$c'" ;; esac
 done
 [ -n "$ko" ] || ko="$TOP/ipvs_gue.ko"
 [ -f "$ko" ] || usage_error "no such module $ko (build it: scripts/build-module)"

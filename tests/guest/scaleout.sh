@@ -2,22 +2,26 @@
 # service on both with sloppy TCP, one director lost in the middle of 64 uploads and brought
 # back.  busybox sh; run by /init in a VM booted with qemu/run-vm --topology scaleout.
 #   KO             module to insmod before the topology is built
-#   CELLS          default "rust4 rust6 c-gue4 c-gue6 nosloppy4 drain4": VARIANT (rust = DR +
-#                  the module, c-gue = IPVS's own GUE tunnel) and family (client = outer); the
-#                  negative controls (KTAP # XFAIL), 32 flows of 2 MiB: nosloppy4 (d1 without
-#                  sloppy_tcp) and drain4 (rs1 weight 0 on d1 only, so its mh table sends
-#                  every flow to rs2): moved flows must break
+#   CELLS          default "rust4 rust6 c-gue4 c-gue6 nosloppy4 drain4 entropy4 entropy6
+#                  entropy4l3 entropy6l3":
+#                  VARIANT (rust = DR + the module, c-gue = IPVS's own GUE tunnel) and family
+#                  (client = outer); the negative controls (KTAP # XFAIL), 32 flows of 2 MiB:
+#                  nosloppy4 (d1 without sloppy_tcp) and drain4 (rs1 weight 0 on d1 only, so its
+#                  mh table sends every flow to rs2): moved flows must break; entropy4/6: 64
+#                  UDP flows over the router's two links to rs2, ours and C (fabric ECMP);
+#                  entropy4l3/6l3: its control (the router hashing addresses only, XFAIL)
 #   SIZES          upload sizes, FLOWS_PER_SIZE concurrent flows each (default "1M 2M 4M 16M", 16)
 #   FAIL_AT        seconds after the uploads start when d2 is lost (default 3)
 #   DETECT_MS      from d2 lost to the edge withdrawing its route (default 500)
 #   RESTORE_AFTER  seconds from the withdrawal to d2 back in the group (default 6)
 # Losing d2: its VIP is deleted (d2 then drops what still arrives: Ip(6)InAddrErrors, no ICMP:
-# it does not forward), IPVS and the module table are flushed, and DETECT_MS later the edge's
-# nexthop groups drop it (standing in for BFD/BGP).  Back: the same configuration, VIP, groups.
+# it does not forward), DETECT_MS later the edge's nexthop groups drop it (standing in for
+# BFD/BGP), then its IPVS and module tables are flushed.  Back: the same configuration, VIP and
+# groups.
 # TAP on the console, one JSON line per cell on /dev/ttyS1.
 . /guest/lib.sh
 . /guest/topology-scaleout.sh
-CELLS=${CELLS:-rust4 rust6 c-gue4 c-gue6 nosloppy4 drain4}
+CELLS=${CELLS:-rust4 rust6 c-gue4 c-gue6 nosloppy4 drain4 entropy4 entropy6 entropy4l3 entropy6l3}
 SIZES=${SIZES:-1M 2M 4M 16M}
 FLOWS_PER_SIZE=${FLOWS_PER_SIZE:-16}
 FAIL_AT=${FAIL_AT:-3}
@@ -59,6 +63,7 @@ so_module() { # NS
     END { print p + 0, d + 0 }' /proc/net/ipvs_gue 2>/dev/null || echo "0 0"
 }
 mark() { echo "at $(since "$t0") s: $*" >> $W/timeline; } # STEP: the cell's timeline
+so_client_addr() { [ "$1" = 6 ] && echo fd01::1 || echo 10.1.0.1; } # FAMILY
 rx_frames() { # NS DEV
   nsr "$1" awk -v d="$2:" '{ sub(/:/, ": ") } $1 == d { print $3 }' /proc/net/dev
 }
@@ -301,6 +306,93 @@ so_assert() { # NAME VARIANT FAMILY [CONTROL]
   result "{\"suite\":\"scaleout\",\"cell\":\"$name\",\"variant\":\"$2\",\"family\":$3,\"flows\":$total,\"ok\":$ok,\"d1_flows\":$split1,\"d2_flows\":$split2,\"rs1_flows\":$served1,\"rs2_flows\":$served2,\"moved\":$moved,\"waited\":$waited,\"moved_back\":$back,\"pickup\":\"$pick\",\"failover_pkts\":$fail_pkts,\"failover_frames\":$fail_frames,\"withdraw_s\":$wd,\"retransmits\":$(drops_get $W/drops.txt retransmits),\"kfree_xmit\":$kx,\"gso_errors\":$ge,\"rx_drops\":$rx,\"upload_s\":$dl}"
 }
 
+# ---- fabric entropy ------------------------------------------------------------------------
+# The router reaches rs2 over two links (a nexthop group, L4 hash of the outer packet: policy 1
+# in both families).  GUE's outer UDP source port carries the inner flow's hash, so distinct
+# flows must spread over both links and each flow stay on one link; and ours must put every flow
+# on the link the C path puts it on (each flow gets the outer source port C gives it: the edge
+# suite's wire-spread cell).  The edge sends everything to d1; UDP, 2 datagrams per flow.
+# Control (l3): the router hashes addresses only (policy 0): every flow must land on one link
+# (for IPv6 with the flow label in the hash, which both paths leave 0), else the spread the
+# check sees does not come from the outer source port.
+ENTROPY_FLOWS=64
+so_bg_ready() { # PID ERRFILE: until the background tool says it is bound (6 s)
+  local i
+  i=0
+  until grep -qE 'listening on|capturing on' "$2" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -lt 60 ] && kill -0 "$1" 2>/dev/null || { diag "not started: $(head -c 200 "$2")"; return 1; }
+    sleep 0.1
+  done
+}
+so_entropy() { # FAMILY [l3]
+  local fam mode name vip svc rs2 v l pids rc why txt okall st same onelink
+  fam=$1 mode=${2:-} name=entropy$1${2:-} onelink=0
+  vip=$(vip_of "$fam"); svc=$(hostport "$vip" 7600); rs2=$(so_rs_addr rs2 "$fam")
+  rm -rf $W; mkdir -p $W
+  sysctl_ns client net.ipv6.auto_flowlabels=0
+  so_edge_group 1
+  [ "$mode" != l3 ] || sysctl_ns router net.ipv4.fib_multipath_hash_policy=0 net.ipv6.fib_multipath_hash_policy=0
+  okall=0 txt=
+  for v in rust c-gue; do
+    for d in $SO_DIRECTORS; do so_clear "$d"; done
+    { [ $v != rust ] || nsr d1 ipvs-gue-ctl -a -r "$rs2" --gue-port $GUE_PORT; } &&
+      nsr d1 ipvsadm -A -u "$svc" -s rr &&
+      case $v in
+        rust) nsr d1 ipvsadm -a -u "$svc" -r "$(hostport "$rs2" 7600)" -g ;;
+        c-gue) nsr d1 ipvsadm -a -u "$svc" -r "$(hostport "$rs2" 7600)" -i --tun-type gue --tun-port $GUE_PORT --tun-nocsum ;;
+      esac || { tap_fail "$name: $v service set-up"; okall=1; continue; }
+    nsr rs2 gue-traffic udp-echo --listen "$svc" --count $((ENTROPY_FLOWS * 2)) --timeout-ms 20000 \
+      --json $W/echo-$v.json 2> $W/echo-$v.err &
+    pids=$!
+    so_bg_ready $! $W/echo-$v.err || { tap_fail "$name: $v echo server"; okall=1; continue; }
+    for l in eth-c eth-c2; do
+      nsr router gue-traffic capture --iface $l --port $GUE_PORT --direction out \
+        --count $((ENTROPY_FLOWS * 2)) --timeout-ms 8000 --json $W/cap-$v-$l.json 2> $W/cap-$v-$l.err &
+      pids="$pids $!"
+      so_bg_ready $! $W/cap-$v-$l.err || okall=1
+    done
+    rc=0
+    nsr client gue-traffic udp-rr --to "$svc" --bind "$(so_client_addr "$fam")" --sizes 64 \
+      --requests $((ENTROPY_FLOWS * 2)) --flows $ENTROPY_FLOWS --src-port 41000 --timeout-ms 2000 \
+      --json $W/rr-$v.json 2> $W/rr-$v.err || rc=$?
+    for p in $pids; do wait "$p" || true; done
+    # "LINK INNER_SPORT OUTER_SPORT" per captured datagram
+    for l in eth-c eth-c2; do
+      jq -r 'select(.inner.kind == "ip") | "\(.inner.sport) \(.udp.sport)"' $W/cap-$v-$l.json 2>/dev/null | sed "s/^/$l /"
+    done > $W/paths-$v
+    st=$(awk '{ k = $2; if (!((k, $1) in seen)) { seen[k, $1] = 1; links[k]++; on[$1]++ }
+                if (!((k, $3) in sp)) { sp[k, $3] = 1; ports[k]++ } f[k] = 1 }
+      END { for (k in f) { n++; if (links[k] > 1) ml++; if (ports[k] > 1) mp++ }
+            printf "%d %d %d %d %d", n, ml, mp, on["eth-c"], on["eth-c2"] }' $W/paths-$v)
+    set -- $st
+    why=
+    [ "$rc" = 0 ] || why="not all answered ($(head -c 200 $W/rr-$v.err))"
+    [ "$1" = $ENTROPY_FLOWS ] || why="${why:+$why; }$1 of $ENTROPY_FLOWS flows captured"
+    [ "$2" = 0 -a "$3" = 0 ] || why="${why:+$why; }$2 flows on both links, $3 on several source ports"
+    [ "$4" -ge $MIN_SPLIT -a "$5" -ge $MIN_SPLIT ] || why="${why:+$why; }links eth-c $4 / eth-c2 $5 flows (each >= $MIN_SPLIT)"
+    [ -z "$why" ] || okall=1
+    [ "$4" = 0 -o "$5" = 0 ] || onelink=1
+    txt="$txt${txt:+ | }$v: $1 flows, eth-c $4 / eth-c2 $5, $2 on both links, $3 on several ports${why:+ -- $why}"
+    result "{\"suite\":\"scaleout\",\"cell\":\"$name\",\"variant\":\"$v\",\"flows\":$1,\"multi_link\":$2,\"multi_port\":$3,\"link_c\":$4,\"link_c2\":$5,\"rc\":$rc}"
+  done
+  # the same link per flow for ours as for C
+  same=$(awk '{ print $2, $1 }' $W/paths-rust | sort -u > $W/link-rust
+    awk '{ print $2, $1 }' $W/paths-c-gue | sort -u | comm -12 - $W/link-rust | wc -l)
+  [ "$same" = $ENTROPY_FLOWS ] || { okall=1; txt="$txt -- only $same of $ENTROPY_FLOWS flows on the link C puts them on"; }
+  if [ "$mode" != l3 ]; then
+    tap_check "$name: the fabric's ECMP hop spreads flows by the outer source port, each flow on one link: $txt; $same flows on C's link" \
+      [ $okall = 0 ]
+  elif [ $onelink = 0 -a "$same" = $ENTROPY_FLOWS ]; then
+    tap_ok "$name: with the router hashing addresses only, every flow of each path is on one link: $txt # XFAIL no L4 hash at the fabric: the outer source port cannot spread flows"
+  else
+    tap_fail "$name: with the router hashing addresses only, flows still spread: $txt"
+  fi
+  sysctl_ns router net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1
+  sysctl_ns client net.ipv6.auto_flowlabels=1
+  so_edge_group 1/2
+}
+
 # ---- run ------------------------------------------------------------------------------------
 if [ -n "${KO:-}" ] && [ -f "$KO" ]; then
   tap_check "insmod $(basename "$KO")" module_insert "$KO"
@@ -318,6 +410,8 @@ for c in $CELLS; do
     rust4|rust6|c-gue4|c-gue6) so_cell "$c" "${c%?}" "${c#${c%?}}" ;;
     nosloppy4) SIZES=2M FLOWS_PER_SIZE=32 so_cell "$c" rust 4 nosloppy ;;
     drain4) SIZES=2M FLOWS_PER_SIZE=32 so_cell "$c" rust 4 drain ;;
+    entropy4|entropy6) so_entropy "${c#entropy}" ;;
+    entropy4l3|entropy6l3) f=${c#entropy}; so_entropy "${f%l3}" l3 ;;
     *) tap_fail "unknown cell '$c'" ;;
   esac
   diag "cell $c took $(since "$t") s"
