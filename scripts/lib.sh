@@ -189,3 +189,40 @@ require_tools() { # TOOL...
   for t in "$@"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
   [ ${#missing[@]} -eq 0 ] || ktap_skip_all "missing host tools: ${missing[*]} (scripts/setup installs them)"
 }
+
+# --- single-boot VM suites (tests/relay.sh, tests/scaleout.sh) --------------------------------------
+# Their shared command line: [--cells LIST] [--kernel BZIMAGE] [--out DIR] [--timeout SECS]
+# [MODULE.ko] (default $IPVS_GUE_KO, else ./ipvs_gue.ko). Sets SUITE_CELLS, SUITE_KO,
+# SUITE_KERNEL_ARGS, SUITE_TMO and SUITE_OUT (default target/NAME; made absolute, the last run's
+# console log and results removed); an unknown option or cell exits 2.
+vm_suite_args() { # NAME DEFAULT_TIMEOUT "CELL..." ARGS...
+  local name=$1 known=" $(echo $3) " c
+  SUITE_TMO=$2; shift 3
+  SUITE_KO=${IPVS_GUE_KO:-} SUITE_CELLS= SUITE_OUT="$TOP/target/$name" SUITE_KERNEL_ARGS=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --cells) need_value "$1" $#; SUITE_CELLS=$(echo ${2//,/ }); shift 2 ;;
+      --kernel) need_value "$1" $#; SUITE_KERNEL_ARGS=(--kernel "$2"); shift 2 ;;
+      --out) need_value "$1" $#; SUITE_OUT=$2; shift 2 ;;
+      --timeout) need_value "$1" $#; need_number "$1" "$2"; SUITE_TMO=$2; shift 2 ;;
+      -h|--help) usage; exit 0 ;;
+      -*) usage_error "unknown option $1" ;;
+      *) SUITE_KO=$1; shift ;;
+    esac
+  done
+  for c in $SUITE_CELLS; do [[ "$known" == *" $c "* ]] || usage_error "unknown cell '$c'"; done
+  [ -n "$SUITE_KO" ] || SUITE_KO="$TOP/ipvs_gue.ko"
+  [ -f "$SUITE_KO" ] || usage_error "no such module $SUITE_KO (build it: scripts/build-module)"
+  require_tools qemu-system-x86_64
+  mkdir -p "$SUITE_OUT"; SUITE_OUT=$(cd "$SUITE_OUT" && pwd)
+  rm -f "$SUITE_OUT/console.log" "$SUITE_OUT/results.txt"
+}
+# The guest's KTAP relayed, the VM's exit judged, the closing line: RC of qemu/run-vm, T0 the
+# $SECONDS before it.
+vm_suite_finish() { # NAME RC T0
+  ktap_relay "$SUITE_OUT/console.log"
+  ktap_vm_run "$2" "VM run, $((SECONDS - $3)) s" "$SUITE_OUT/console.log"
+  ktap_diag "results: $SUITE_OUT/results.txt ($(grep -c "\"suite\":\"$1\"" "$SUITE_OUT/results.txt" \
+    2>/dev/null || true) cell records)"
+  ktap_finish
+}

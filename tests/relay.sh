@@ -16,36 +16,11 @@
 #   env LOCAL_DEADLINES (localclient per-request deadlines, default 64K=2000,1M=5000) is passed on.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
-ko=${IPVS_GUE_KO:-}
-cells=; out="$TOP/target/relay"; tmo=360; kernel_args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --cells) need_value "$1" $#; cells=${2//,/ }; shift 2 ;;
-    --kernel) need_value "$1" $#; kernel_args=(--kernel "$2"); shift 2 ;;
-    --out) need_value "$1" $#; out=$2; shift 2 ;;
-    --timeout) need_value "$1" $#; need_number "$1" "$2"; tmo=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    -*) usage_error "unknown option $1" ;;
-    *) ko=$1; shift ;;
-  esac
-done
-for c in $cells; do
-  case "$c" in onepacket|ipsec|icmp|frag6|localouter|localclient|hotpath|reroute) ;;
-    *) usage_error "unknown cell '$c'" ;; esac
-done
-[ -n "$ko" ] || ko="$TOP/ipvs_gue.ko"
-[ -f "$ko" ] || usage_error "no such module $ko (build it: scripts/build-module)"
-require_tools qemu-system-x86_64
-
-mkdir -p "$out"; out=$(cd "$out" && pwd)
-rm -f "$out/console.log" "$out/results.txt"
-env=("KO=/extra/$(basename "$ko")")
-[ -z "$cells" ] || env+=("CELLS=$(echo $cells)")
+vm_suite_args relay 360 "onepacket ipsec icmp frag6 localouter localclient hotpath reroute" "$@"
+env=("KO=/extra/$(basename "$SUITE_KO")")
+[ -z "$SUITE_CELLS" ] || env+=("CELLS=$SUITE_CELLS")
 [ -z "${LOCAL_DEADLINES:-}" ] || env+=("LOCAL_DEADLINES=$LOCAL_DEADLINES")
 t0=$SECONDS rc=0
-"$TOP/qemu/run-vm" "${kernel_args[@]}" --out "$out" --timeout "$tmo" --file "$ko" \
+"$TOP/qemu/run-vm" "${SUITE_KERNEL_ARGS[@]}" --out "$SUITE_OUT" --timeout "$SUITE_TMO" --file "$SUITE_KO" \
   "$TOP/tests/guest/relay.sh" "${env[@]}" || rc=$?
-ktap_relay "$out/console.log"
-ktap_vm_run "$rc" "VM run, $((SECONDS - t0)) s" "$out/console.log"
-ktap_diag "results: $out/results.txt ($(grep -c '"suite":"relay"' "$out/results.txt" 2>/dev/null || true) cell records)"
-ktap_finish
+vm_suite_finish relay "$rc" "$t0"

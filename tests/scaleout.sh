@@ -15,37 +15,14 @@
 #   script); the guest gets 2 GiB (64 sockets' buffers).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
-ko=${IPVS_GUE_KO:-}
-cells=; out="$TOP/target/scaleout"; tmo=900; kernel_args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --cells) need_value "$1" $#; cells=${2//,/ }; shift 2 ;;
-    --kernel) need_value "$1" $#; kernel_args=(--kernel "$2"); shift 2 ;;
-    --out) need_value "$1" $#; out=$2; shift 2 ;;
-    --timeout) need_value "$1" $#; need_number "$1" "$2"; tmo=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    -*) usage_error "unknown option $1" ;;
-    *) ko=$1; shift ;;
-  esac
-done
-for c in $cells; do
-  case "$c" in rust4|rust6|c-gue4|c-gue6|nosloppy4|drain4|entropy4|entropy6|entropy4l3|entropy6l3) ;; *) usage_error "unknown cell '$c'" ;; esac
-done
-[ -n "$ko" ] || ko="$TOP/ipvs_gue.ko"
-[ -f "$ko" ] || usage_error "no such module $ko (build it: scripts/build-module)"
-require_tools qemu-system-x86_64
-
-mkdir -p "$out"; out=$(cd "$out" && pwd)
-rm -f "$out/console.log" "$out/results.txt"
-env=("KO=/extra/$(basename "$ko")")
-[ -z "$cells" ] || env+=("CELLS=$(echo $cells)")
+vm_suite_args scaleout 900 "rust4 rust6 c-gue4 c-gue6 nosloppy4 drain4 entropy4 entropy6 entropy4l3
+  entropy6l3" "$@"
+env=("KO=/extra/$(basename "$SUITE_KO")")
+[ -z "$SUITE_CELLS" ] || env+=("CELLS=$SUITE_CELLS")
 for v in SIZES FLOWS_PER_SIZE FAIL_AT DETECT_MS RESTORE_AFTER; do
   [ -z "${!v:-}" ] || env+=("$v=${!v}")
 done
 t0=$SECONDS rc=0
-IPVS_GUE_MEM=${IPVS_GUE_MEM:-2G} "$TOP/qemu/run-vm" "${kernel_args[@]}" --topology scaleout --out "$out" \
-  --timeout "$tmo" --file "$ko" "$TOP/tests/guest/scaleout.sh" "${env[@]}" || rc=$?
-ktap_relay "$out/console.log"
-ktap_vm_run "$rc" "VM run, $((SECONDS - t0)) s" "$out/console.log"
-ktap_diag "results: $out/results.txt ($(grep -c '"suite":"scaleout"' "$out/results.txt" 2>/dev/null || true) cell records)"
-ktap_finish
+IPVS_GUE_MEM=${IPVS_GUE_MEM:-2G} "$TOP/qemu/run-vm" "${SUITE_KERNEL_ARGS[@]}" --topology scaleout \
+  --out "$SUITE_OUT" --timeout "$SUITE_TMO" --file "$SUITE_KO" "$TOP/tests/guest/scaleout.sh" "${env[@]}" || rc=$?
+vm_suite_finish scaleout "$rc" "$t0"

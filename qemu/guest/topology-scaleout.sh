@@ -23,15 +23,18 @@ so_rs_addr() { # RS FAMILY
     *) echo "so_rs_addr: bad $1 $2" >&2; return 1 ;; esac
 }
 
+# An ECMP route in NS: DEST over nexthop group GROUP of nexthops ID1 (via GW1 dev DEV1) and ID2.
+# Nexthop objects, so that a group's members change in one atomic `ip nexthop replace`.
+so_ecmp() { # NS FAMILY(4|6) DEST GROUP ID1 GW1 DEV1 ID2 GW2 DEV2
+  $IP -n "$1" -"$2" nexthop add id "$5" via "$6" dev "$7"
+  $IP -n "$1" -"$2" nexthop add id "$8" via "$9" dev "${10}"
+  $IP -n "$1" nexthop add id "$4" group "$5/$8"
+  $IP -n "$1" -"$2" route add "$3" nhid "$4"
+}
+
 so_setup() {
   local ns d i
-  for ns in $SO_NS; do
-    $IP netns del "$ns" 2>/dev/null || true
-    $IP netns add "$ns"
-    $IP -n "$ns" link set lo up
-    sysctl_ns "$ns" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
-      net.ipv6.conf.default.accept_ra=0 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-  done
+  topo_netns $SO_NS
   topo_nic 52:54:00:00:01:01 client eth-a  1500 10.1.0.1/24  fd01::1/64 || return 1
   topo_nic 52:54:00:00:01:02 edge   eth-a  1500 10.1.0.2/24  fd01::2/64 || return 1
   topo_nic 52:54:00:00:04:01 edge   eth-d1 1500 10.11.0.1/24 fd11::1/64 || return 1
@@ -56,14 +59,8 @@ so_setup() {
   sysctl_ns edge net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
     net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1 \
     net.ipv4.conf.all.send_redirects=0
-  $IP -n edge nexthop add id 1 via 10.11.0.2 dev eth-d1
-  $IP -n edge nexthop add id 2 via 10.12.0.2 dev eth-d2
-  $IP -n edge nexthop add id 10 group 1/2
-  $IP -n edge route add $VIP4/32 nhid 10
-  $IP -n edge -6 nexthop add id 11 via fd11::2 dev eth-d1
-  $IP -n edge -6 nexthop add id 12 via fd12::2 dev eth-d2
-  $IP -n edge nexthop add id 16 group 11/12
-  $IP -n edge -6 route add $VIP6/128 nhid 16
+  so_ecmp edge 4 $VIP4/32 10 1 10.11.0.2 eth-d1 2 10.12.0.2 eth-d2
+  so_ecmp edge 6 $VIP6/128 16 11 fd11::2 eth-d1 12 fd12::2 eth-d2
   $IP -n edge route add 10.30.0.0/24 via 10.2.0.3
   $IP -n edge -6 route add fd30::/64 via fd02::3
 
@@ -79,7 +76,8 @@ so_setup() {
     $IP -n "$d" -6 route add default via "fd1$i::1"
     $IP -n "$d" route add 10.30.0.0/24 via 10.2.0.3
     $IP -n "$d" -6 route add fd30::/64 via fd02::3
-    sysctl_ns "$d" net.ipv4.conf.all.send_redirects=0 net.ipv4.vs.sloppy_tcp=1 \
+    sysctl_ns "$d" net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0 \
+      net.ipv4.conf.all.send_redirects=0 net.ipv4.vs.sloppy_tcp=1 \
       net.ipv4.vs.sloppy_sctp=1 net.ipv4.vs.expire_nodest_conn=1
   done
 
@@ -89,14 +87,8 @@ so_setup() {
     net.ipv4.conf.all.send_redirects=0
   $IP -n router route add 10.1.0.0/24 via 10.2.0.5
   $IP -n router -6 route add fd01::/64 via fd02::5
-  $IP -n router nexthop add id 21 via 10.3.0.2 dev eth-c
-  $IP -n router nexthop add id 22 via 10.4.0.2 dev eth-c2
-  $IP -n router nexthop add id 20 group 21/22
-  $IP -n router route add $SO_RS2_4/32 nhid 20
-  $IP -n router -6 nexthop add id 27 via fd03::2 dev eth-c
-  $IP -n router -6 nexthop add id 28 via fd04::2 dev eth-c2
-  $IP -n router nexthop add id 26 group 27/28
-  $IP -n router -6 route add $SO_RS2_6/128 nhid 26
+  so_ecmp router 4 $SO_RS2_4/32 20 21 10.3.0.2 eth-c 22 10.4.0.2 eth-c2
+  so_ecmp router 6 $SO_RS2_6/128 26 27 fd03::2 eth-c 28 fd04::2 eth-c2
 
   # real servers: replies straight back through the edge
   $IP -n rs1 route add 10.1.0.0/24 via 10.2.0.5

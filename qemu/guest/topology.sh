@@ -42,16 +42,23 @@ topo_nic() { # MAC NS NAME MTU ADDR4 ADDR6
   $IP -n "$2" link set dev "$3" up
 }
 
-topo_setup() { # [DIRECTOR_EGRESS_MTU=1600]
-  local egress_mtu ns rs
-  egress_mtu=${1:-1600}
-  for ns in $TOPO_NS; do
+# Fresh namespaces NS...: loopback up, no DAD, no router advertisements, no reverse-path filter
+# (addresses are static, and replies take other paths than requests on purpose).
+topo_netns() { # NS...
+  local ns
+  for ns in "$@"; do
     $IP netns del "$ns" 2>/dev/null || true
     $IP netns add "$ns"
     $IP -n "$ns" link set lo up
     sysctl_ns "$ns" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
       net.ipv6.conf.default.accept_ra=0 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
   done
+}
+
+topo_setup() { # [DIRECTOR_EGRESS_MTU=1600]
+  local egress_mtu rs
+  egress_mtu=${1:-1600}
+  topo_netns $TOPO_NS
   topo_nic 52:54:00:00:01:01 client   eth-a 1500 10.1.0.1/24 fd01::1/64 || return 1
   topo_nic 52:54:00:00:01:02 director eth-a 1500 10.1.0.2/24 fd01::2/64 || return 1
   topo_nic 52:54:00:00:02:01 director eth-b "$egress_mtu" 10.2.0.1/24 fd02::1/64 || return 1
