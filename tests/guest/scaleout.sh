@@ -13,11 +13,10 @@
 #   SIZES          upload sizes, FLOWS_PER_SIZE concurrent flows each (default "1M 2M 4M 16M", 16)
 #   FAIL_AT        seconds after the uploads start when d2 is lost (default 3)
 #   DETECT_MS      from d2 lost to the edge withdrawing its route (default 500)
-#   RESTORE_AFTER  seconds from the withdrawal to d2 coming back (default 6; at least the
-#                  pickup poll, up to 10 s)
-# The timeline assumes TCG's throughput (the uploads take about a minute): on a host several
-# times faster they would end before d2 comes back, and the pickup and return checks fail;
-# raise SIZES there.
+#   RESTORE_AFTER  seconds from the withdrawal to d2 coming back (default 6; d1's pickup is
+#                  polled until then)
+# The timeline assumes TCG's throughput (the uploads take 20-70 s): on a host several times
+# faster they would end before d2 comes back, and the return checks fail; raise SIZES there.
 # Losing d2: its VIP is deleted (d2 then drops what still arrives: Ip(6)InAddrErrors, no ICMP:
 # it does not forward), DETECT_MS later the edge's nexthop groups drop it (standing in for
 # BFD/BGP), then its IPVS and module tables are flushed.  Back: the same configuration, VIP and
@@ -136,7 +135,7 @@ so_wait_empty() { # NS
 
 so_cell() { # NAME VARIANT FAMILY [CONTROL: nosloppy|drain]
   local name variant fam w vip d s a b pids t0 tk tw pick from1 from2 rx0 rx1 m2 d1a d1b d2a d2b d2c \
-    mod1a mod1b mod2k mod2z dl p
+    mod1a mod1b mod2k mod2z dl p prep
   name=$1 variant=$2 fam=$3
   rm -rf $W; mkdir -p $W
   for d in $SO_DIRECTORS; do so_clear "$d"; done
@@ -181,11 +180,18 @@ so_cell() { # NAME VARIANT FAMILY [CONTROL: nosloppy|drain]
   so_edge_group 1; tw=$(now); mark "edge withdrew d2"
   d2b=$(so_inpkts d2); mod2k=$(so_module d2)
   so_clear d2; mark "d2 flushed"
+  # d2 made ready to come back while d1 picks its flows up (it gets no packets until its VIP and
+  # the edge's groups return): as a rebooted director, nothing from before (ipvsadm -C removed
+  # its servers, and with expire_nodest_conn their connections go too), the same configuration
+  ( if so_wait_empty d2; then echo 0; else so_conns d2 | wc -l; fi > $W/d2-left
+    so_service d2 "$fam" "$variant" || echo "d2 service set-up again" > $W/d2-fail
+    so_inpkts d2 > $W/d2-inpkts ) &
+  prep=$!
   # pickup: how long until every flow established on d2 shows up on d1 (a flow that ended just
-  # before the loss never does: the check below uses d1's connections at the end)
+  # before the loss never does: the check below also uses d1's connections at the end)
   awk '$3 == "ESTABLISHED" { print $1 }' $W/pre-d2 | sort > $W/pre-d2-est
-  pick="not all within 10 s"; : > $W/mid-d1
-  while awk -v t="$(since "$tw")" 'BEGIN { exit !(t < 10) }'; do
+  pick="not all before d2 came back"; : > $W/mid-d1
+  while awk -v t="$(since "$tw")" -v r="$RESTORE_AFTER" 'BEGIN { exit !(t < r) }'; do
     so_conns d1 >> $W/mid-d1  # every poll kept: an entry can expire (CLOSE: 10 s) before the end
     if [ -z "$(awk '{ print $1 }' $W/mid-d1 | sort -u | comm -23 $W/pre-d2-est -)" ]; then
       pick="$(since "$tw") s"; break
@@ -194,13 +200,10 @@ so_cell() { # NAME VARIANT FAMILY [CONTROL: nosloppy|drain]
   done
   mark "pickup polled ($pick)"
   d1b=$(so_inpkts d1)
+  wait $prep; mark "d2 ready"
+  m2=$(cat $W/d2-left); d2c=$(cat $W/d2-inpkts)
+  [ ! -s $W/d2-fail ] || tap_fail "$name: $(cat $W/d2-fail)"
   sleep "$(awk -v t="$(since "$tw")" -v r="$RESTORE_AFTER" 'BEGIN { print (r > t ? r - t : 0) }')"
-
-  # d2 back, as a rebooted director: nothing from before (ipvsadm -C removed its servers, and
-  # with expire_nodest_conn their connections go too), the same configuration
-  if so_wait_empty d2; then m2=0; else m2=$(so_conns d2 | wc -l); fi
-  d2c=$(so_inpkts d2)
-  so_service d2 "$fam" "$variant" || tap_fail "$name: d2 service set-up again"
   so_vip d2 add nodad
   rx1=$(rx_frames d2 eth-a)
   so_edge_group 1/2; mark "d2 back in the edge's groups"
@@ -281,7 +284,7 @@ so_assert() { # NAME VARIANT FAMILY [CONTROL]
   tap_check "$name: each flow reached the same real server before, during and after the loss ($known director entries, $(echo "$wrong" | grep -c .) disagree with the servers' logs)" \
     [ -z "$wrong" -a "$known" -gt 0 ]
   [ -z "$wrong" ] || echo "$wrong" | head -n 5 | sed 's/^/# disagrees: /'
-  tap_check "$name: d1 took over the flows established on d2: $moved of $pre2, $waited more resumed on d2 after it came back (pickup: $pick after the withdrawal)" \
+  tap_check "$name: d1 took over the flows established on d2: $moved of $pre2, $waited more resumed on d2 after it came back (all seen on d1 after the withdrawal: $pick)" \
     [ "$moved" -ge $MIN_SPLIT ]
   back=$(common_ports $W/post-d2 $W/pre-d2)
   tap_check "$name: d2 came back empty ($m2 connections left) and took flows back ($back of its former flows)" \
