@@ -13,7 +13,7 @@
 #   SIZES          upload sizes, FLOWS_PER_SIZE concurrent flows each (default "1M 2M 4M 16M", 16)
 #   FAIL_AT        seconds after the uploads start when d2 is lost (default 3)
 #   DETECT_MS      from d2 lost to the edge withdrawing its route (default 500)
-#   RESTORE_AFTER  seconds from the withdrawal to d2 coming back (default 6; d1's pickup is
+#   RESTORE_AFTER  seconds from the withdrawal to d2 coming back (default 8; d1's pickup is
 #                  polled until then)
 # The timeline assumes TCG's throughput (the uploads take 20-70 s): on a host several times
 # faster they would end before d2 comes back, and the return checks fail; raise SIZES there.
@@ -29,7 +29,7 @@ SIZES=${SIZES:-1M 2M 4M 16M}
 FLOWS_PER_SIZE=${FLOWS_PER_SIZE:-16}
 FAIL_AT=${FAIL_AT:-3}
 DETECT_MS=${DETECT_MS:-500}
-RESTORE_AFTER=${RESTORE_AFTER:-6}
+RESTORE_AFTER=${RESTORE_AFTER:-8}
 MIN_SPLIT=8  # flows per director and per real server (Binomial(64, 1/2) < 8: p ~ 1e-10)
 W=/tmp/scaleout
 # The drop accounting's roles in this topology; a dead director's InAddrErrors are the
