@@ -2,6 +2,7 @@
 . /guest/tap.sh
 . /guest/clock.sh
 . /guest/topology.sh
+. /guest/bg.sh
 . /guest/ipvs.sh
 . /guest/drops.sh
 . /guest/module.sh

@@ -25,6 +25,9 @@ rs_addr() { # RS(rs1|rs2) FAMILY(4|6)
 vip_of() { [ "$1" = 6 ] && echo "$VIP6" || echo "$VIP4"; }
 # ADDR:PORT in the form the tools expect ([v6]:port).
 hostport() { case "$1" in *:*) echo "[$1]:$2" ;; *) echo "$1:$2" ;; esac; }
+# The client's address in FAMILY (the same in the scale-out topology).
+CLIENT4=10.1.0.1 CLIENT6=fd01::1
+client_addr() { [ "$1" = 6 ] && echo "$CLIENT6" || echo "$CLIENT4"; }
 
 # Move the NIC with MAC into NS as NAME, set MTU, add IPv4/IPv6 addresses (no DAD), bring it up.
 topo_nic() { # MAC NS NAME MTU ADDR4 ADDR6

@@ -17,8 +17,6 @@
 CELLS=${CELLS:-udp sctp options wire mtu}
 PROC=/proc/net/ipvs_gue
 LABEL=${LABEL:-}
-CLIENT4=10.1.0.1 CLIENT6=fd01::1
-client_addr() { [ "$1" = 6 ] && echo "$CLIENT6" || echo "$CLIENT4"; }
 lbl() { [ -n "$LABEL" ] && echo "[$LABEL] $*" || echo "$*"; }
 t_ok() { tap_ok "$(lbl "$*")"; }
 t_fail() { tap_fail "$(lbl "$*")"; }
@@ -176,24 +174,6 @@ brief() {
 }
 
 # ---- background servers and captures ---------------------------------------------------------
-
-# bg_start NS OUT CMD...: runs CMD in NS, stderr to OUT.err, waits for "listening on" or
-# "capturing on" there; BG_PID is its pid.
-bg_start() {
-  local ns out i
-  ns=$1 out=$2; shift 2
-  rm -f "$out" "$out.err"
-  nsx "$ns" "$@" > "$out" 2> "$out.err" &
-  BG_PID=$!
-  i=0
-  until grep -qE 'listening on|capturing on' "$out.err" 2>/dev/null; do
-    i=$((i + 1))
-    if [ $i -ge 60 ] || ! kill -0 $BG_PID 2>/dev/null; then
-      diag "background $* in $ns did not start: $(head -c 300 "$out.err")"; return 1
-    fi
-    sleep 0.1
-  done
-}
 
 # capture_start OUT COUNT TIMEOUT_MS: outgoing GUE packets on the director's eth-b.
 capture_start() {

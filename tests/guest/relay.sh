@@ -10,8 +10,6 @@
 . /guest/lib.sh
 CELLS=${CELLS:-onepacket ipsec icmp frag6 localouter localclient hotpath reroute}
 PROC=/proc/net/ipvs_gue
-CLIENT4=10.1.0.1 CLIENT6=fd01::1
-client_addr() { [ "$1" = 6 ] && echo "$CLIENT6" || echo "$CLIENT4"; }
 any_addr() { [ "$1" = 6 ] && echo "[::]:$2" || echo "0.0.0.0:$2"; }
 
 # ---- helpers -------------------------------------------------------------------------------

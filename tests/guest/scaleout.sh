@@ -68,7 +68,6 @@ so_module() { # NS
     END { print p + 0, d + 0 }' /proc/net/ipvs_gue 2>/dev/null || echo "0 0"
 }
 mark() { echo "at $(since "$t0") s: $*" >> $W/timeline; } # STEP: the cell's timeline
-so_client_addr() { [ "$1" = 6 ] && echo fd01::1 || echo 10.1.0.1; } # FAMILY
 rx_frames() { # NS DEV
   nsr "$1" awk -v d="$2:" '{ sub(/:/, ": ") } $1 == d { print $3 }' /proc/net/dev
 }
@@ -92,7 +91,7 @@ so_served() { # FROM_RS1 FROM_RS2
 # module's table first, then IPVS DR (DR to rs2, behind the router, would otherwise leave
 # unencapsulated); c-gue: IPVS's GUE tunnel.  mh-port: hash the client port too (one client).
 so_service() { # NS FAMILY VARIANT [RS1_WEIGHT, default 1]
-  local vip rs a w
+  local vip rs w
   vip=$(hostport "$(vip_of "$2")" 8080)
   if [ "$3" = rust ]; then
     for rs in rs1 rs2; do
@@ -101,14 +100,18 @@ so_service() { # NS FAMILY VARIANT [RS1_WEIGHT, default 1]
   fi
   nsr "$1" ipvsadm -A -t "$vip" -s mh -b mh-port || return 1
   for rs in rs1 rs2; do
-    a=$(hostport "$(so_rs_addr $rs "$2")" 8080)
     w=1; [ $rs != rs1 ] || w=${4:-1}
-    case "$3" in
-      rust) nsr "$1" ipvsadm -a -t "$vip" -r "$a" -g -w $w ;;
-      c-gue) nsr "$1" ipvsadm -a -t "$vip" -r "$a" -i --tun-type gue --tun-port $GUE_PORT --tun-nocsum -w $w ;;
-      *) echo "so_service: bad variant $3" >&2; return 1 ;;
-    esac || return 1
+    so_dest "$1" -t "$vip" "$(hostport "$(so_rs_addr $rs "$2")" 8080)" "$3" $w || return 1
   done
+}
+# One IPVS destination: direct routing for ours (the module encapsulates), IPVS's own GUE tunnel
+# for the C path.
+so_dest() { # NS -t|-u SERVICE DEST VARIANT(rust|c-gue) WEIGHT
+  case "$5" in
+    rust) nsr "$1" ipvsadm -a "$2" "$3" -r "$4" -g -w "$6" ;;
+    c-gue) nsr "$1" ipvsadm -a "$2" "$3" -r "$4" -i --tun-type gue --tun-port $GUE_PORT --tun-nocsum -w "$6" ;;
+    *) echo "so_dest: bad variant $5" >&2; return 1 ;;
+  esac
 }
 so_clear() { # NS
   nsr "$1" ipvsadm -C
@@ -328,15 +331,6 @@ so_assert() { # NAME VARIANT FAMILY [CONTROL]
 # (for IPv6 with the flow label in the hash, which both paths leave 0), else the spread the
 # check sees does not come from the outer source port.
 ENTROPY_FLOWS=64
-so_bg_ready() { # PID ERRFILE: until the background tool says it is bound (6 s)
-  local i
-  i=0
-  until grep -qE 'listening on|capturing on' "$2" 2>/dev/null; do
-    i=$((i + 1))
-    [ $i -lt 60 ] && kill -0 "$1" 2>/dev/null || { diag "not started: $(head -c 200 "$2")"; return 1; }
-    sleep 0.1
-  done
-}
 so_entropy() { # FAMILY [l3]
   local fam mode name vip svc rs2 v l d p pids rc why txt okall st same spread
   fam=$1 mode=${2:-} name=entropy$1${2:-} spread=0
@@ -351,23 +345,18 @@ so_entropy() { # FAMILY [l3]
   for v in rust c-gue; do
     for d in $SO_DIRECTORS; do so_clear "$d"; done
     { [ $v != rust ] || nsr d1 ipvs-gue-ctl -a -r "$rs2" --gue-port $GUE_PORT; } &&
-      nsr d1 ipvsadm -A -u "$svc" -s rr &&
-      case $v in
-        rust) nsr d1 ipvsadm -a -u "$svc" -r "$(hostport "$rs2" 7600)" -g ;;
-        c-gue) nsr d1 ipvsadm -a -u "$svc" -r "$(hostport "$rs2" 7600)" -i --tun-type gue --tun-port $GUE_PORT --tun-nocsum ;;
-      esac || { tap_fail "$name: $v service set-up"; okall=1; continue; }
-    nsr rs2 gue-traffic udp-echo --listen "$svc" --count $((ENTROPY_FLOWS * 2)) --timeout-ms 20000 \
-      --json $W/echo-$v.json 2> $W/echo-$v.err &
-    pids=$!
-    so_bg_ready $! $W/echo-$v.err || { tap_fail "$name: $v echo server"; okall=1; continue; }
+      nsr d1 ipvsadm -A -u "$svc" -s rr && so_dest d1 -u "$svc" "$(hostport "$rs2" 7600)" $v 1 ||
+      { tap_fail "$name: $v service set-up"; okall=1; continue; }
+    bg_start rs2 $W/echo-$v.json gue-traffic udp-echo --listen "$svc" --count $((ENTROPY_FLOWS * 2)) \
+      --timeout-ms 20000 --json - || { tap_fail "$name: $v echo server"; okall=1; continue; }
+    pids=$BG_PID
     for l in eth-c eth-c2; do
-      nsr router gue-traffic capture --iface $l --port $GUE_PORT --direction out \
-        --count $((ENTROPY_FLOWS * 2)) --timeout-ms 8000 --json $W/cap-$v-$l.json 2> $W/cap-$v-$l.err &
-      pids="$pids $!"
-      so_bg_ready $! $W/cap-$v-$l.err || okall=1
+      bg_start router $W/cap-$v-$l.json gue-traffic capture --iface $l --port $GUE_PORT --direction out \
+        --count $((ENTROPY_FLOWS * 2)) --timeout-ms 8000 --json - || okall=1
+      pids="$pids $BG_PID"
     done
     rc=0
-    nsr client gue-traffic udp-rr --to "$svc" --bind "$(so_client_addr "$fam")" --sizes 64 \
+    nsr client gue-traffic udp-rr --to "$svc" --bind "$(client_addr "$fam")" --sizes 64 \
       --requests $((ENTROPY_FLOWS * 2)) --flows $ENTROPY_FLOWS --src-port 41000 --timeout-ms 2000 \
       --json $W/rr-$v.json 2> $W/rr-$v.err || rc=$?
     for p in $pids; do wait "$p" || true; done
