@@ -9,11 +9,12 @@
 use crate::bindings as b;
 use crate::gue_core::addr::{Family, InetAddr};
 use crate::gue_core::checksum::{fold, ones_complement_sum, pseudo_header_sum, udp_checksum_from_sum};
-use crate::gue_core::config::{ChecksumMode, RealServerConfig};
+use crate::gue_core::config::{ChecksumMode, FlowLabelMode, RealServerConfig};
 use crate::gue_core::ecn::{ecn_encapsulate, ipv4_dsfield, ipv6_dsfield};
 use crate::gue_core::gue::{GueHeader, RemoteChecksum};
 use crate::gue_core::headers::{Ipv4Header, Ipv6Header, UdpHeader, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP};
 use crate::gue_core::mtu::{encap_overhead, inner_limit, tunnel_mtu};
+use crate::gue_core::flowlabel::flow_label_from_hash;
 use crate::gue_core::ports::udp_flow_src_port;
 use crate::gue_core::stats::DropReason;
 use crate::net::rcu::RcuReadGuard;
@@ -109,9 +110,18 @@ pub(crate) fn transmit(
     let mut skb = skb.into_private(headroom).map_err(|()| DropReason::NoHeadroom)?;
     set_offload_state(&mut skb, fields.protocol, outer, server.csum, remcsum)?;
     push_gue(&mut skb, fields.protocol, remcsum)?;
-    push_udp(&mut skb, net, server.port)?;
+    // One hash per flow gives both the outer source port and, if asked for, the flow label.
+    let hash = match skb.flow_hash() {
+        0 => Net::udp_flow_hash_seed(),
+        hash => hash,
+    };
+    push_udp(&mut skb, net, server.port, hash)?;
     set_udp_checksum(&mut skb, server.csum != ChecksumMode::None, route.source(), &server.outer)?;
-    push_outer_ip(&mut skb, net, &fields, route.source(), &server.outer)?;
+    let flow_label = match server.flow_label {
+        FlowLabelMode::Zero => 0,
+        FlowLabelMode::Hash => flow_label_from_hash(hash),
+    };
+    push_outer_ip(&mut skb, net, &fields, flow_label, route.source(), &server.outer)?;
 
     skb.reset_control_block(outer);
     // The outer header carries the inner DF; fragmenting the outer packet is the stack's job.
@@ -244,12 +254,8 @@ fn push_gue(skb: &mut PrivateSkb, protocol: u8, remcsum: bool) -> Result<(), Dro
 }
 
 /// Pushes the UDP header; the source port spreads flows over ECMP/RSS like
-/// `udp_flow_src_port(net, skb, 0, 0, false)`.
-fn push_udp(skb: &mut PrivateSkb, net: &Net, port: u16) -> Result<(), DropReason> {
-    let hash = match skb.flow_hash() {
-        0 => Net::udp_flow_hash_seed(),
-        hash => hash,
-    };
+/// `udp_flow_src_port(net, skb, 0, 0, false)` (`hash`: the flow's, never 0).
+fn push_udp(skb: &mut PrivateSkb, net: &Net, port: u16, hash: u32) -> Result<(), DropReason> {
     let (low, high) = net.local_port_range();
     // A GSO packet's length does not fit 16 bits; segmentation rewrites it per segment.
     let len = (skb.len() as usize + UdpHeader::LEN) as u16;
@@ -306,11 +312,12 @@ fn local_checksum_offload_sum(skb: &mut PrivateSkb) -> Option<u32> {
     Some(ones_complement_sum(linear.get(..start)?, u32::from(!inner)))
 }
 
-/// Pushes the outer IPv4 or IPv6 header towards `destination`.
+/// Pushes the outer IPv4 or IPv6 header towards `destination` (`flow_label`: IPv6 only).
 fn push_outer_ip(
     skb: &mut PrivateSkb,
     net: &Net,
     fields: &InnerFields,
+    flow_label: u32,
     source: &InetAddr,
     destination: &InetAddr,
 ) -> Result<(), DropReason> {
@@ -335,7 +342,7 @@ fn push_outer_ip(
         _ => {
             let header = Ipv6Header {
                 traffic_class: dsfield,
-                flow_label: 0,
+                flow_label,
                 // ip6_local_out rewrites it (0 above 64 KiB, as for jumbograms).
                 payload_len: u16::try_from(payload_len).unwrap_or(0),
                 next_header: IPPROTO_UDP,

@@ -15,7 +15,8 @@ use kernel::prelude::*;
 use crate::gue_core::addr::InetAddr;
 use crate::gue_core::config::{Command, ConfigError};
 use crate::gue_core::netlink::{
-    cmd, csum_to_wire, decode_server, server_attr, stats_attr, table_attr, ServerOp, WireError, CSUM_WIRE_MAX,
+    cmd, csum_to_wire, decode_server, flow_label_to_wire, server_attr, stats_attr, table_attr, ServerOp, WireError,
+    CSUM_WIRE_MAX, FLOWLABEL_WIRE_MAX,
 };
 use crate::gue_core::stats::StatsSnapshot;
 use crate::gue_core::table::{RealServer, Refusal};
@@ -31,7 +32,15 @@ use AttrPolicy::{Binary, Nested, Unsupported, U16, U8};
 const ADDRESS: AttrPolicy = Binary { min_len: 4, max_len: 16 };
 
 /// The server attributes a request may carry, indexed by `server_attr` (no `stats`).
-const SERVER_SETTINGS: &[AttrPolicy] = &[Unsupported, ADDRESS, U16 { min: 1 }, U8 { max: CSUM_WIRE_MAX }, ADDRESS];
+const SERVER_SETTINGS: &[AttrPolicy] = &[
+    Unsupported,
+    ADDRESS,
+    U16 { min: 1 },
+    U8 { max: CSUM_WIRE_MAX },
+    ADDRESS,
+    Unsupported,
+    U8 { max: FLOWLABEL_WIRE_MAX },
+];
 /// Only the address (`server-del`, `server-get`).
 const SERVER_KEY: &[AttrPolicy] = &[Unsupported, ADDRESS];
 /// Repeated `server` nests (`table-replace`).
@@ -98,6 +107,7 @@ fn put_server(msg: &mut Message<'_>, addr: &InetAddr, server: &RealServer, stats
     msg.put_u16(server_attr::PORT, server.config.port)?;
     msg.put_u8(server_attr::CSUM, csum_to_wire(server.config.csum))?;
     msg.put_bytes(server_attr::OUTER, server.config.outer.octets())?;
+    msg.put_u8(server_attr::FLOWLABEL, flow_label_to_wire(server.config.flow_label))?;
     msg.put_nested(server_attr::STATS, |msg| {
         msg.put_uint(stats_attr::PACKETS, stats.packets)?;
         msg.put_uint(stats_attr::BYTES, stats.bytes)?;

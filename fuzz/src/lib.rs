@@ -277,6 +277,7 @@ impl Model {
                         port: Some(w.config.port),
                         csum: Some(w.config.csum),
                         outer: Some(w.config.outer),
+                        flow_label: Some(w.config.flow_label),
                     },
                 ),
                 None => Command::Add(w.addr, w.config),

@@ -14,7 +14,7 @@
 //! server-edit, server-del, table-flush or table-replace. A server request
 //! is followed by its attributes; a replacement by a count byte (`% 16`)
 //! of server nests, each its attributes. Attributes: a count byte (`% 6`),
-//! then each a type byte (`% 7`: 0 and 5-6 are types no server request
+//! then each a type byte (`% 8`: 0, 5 and 7 are types no server request
 //! takes) and a length byte (`% 20`) of payload bytes; an address (type 1
 //! or 4) of length 17-19 is instead one of sixteen pool addresses (one
 //! byte: 10.0.0.x or fd00::x, x < 8), so that requests often name the same
@@ -34,7 +34,7 @@ type Attrs = Vec<(u16, Vec<u8>)>;
 fn attrs(r: &mut Bytes<'_>) -> Attrs {
     (0..r.u8() % 6)
         .map(|_| {
-            let ty = u16::from(r.u8() % 7);
+            let ty = u16::from(r.u8() % 8);
             match (ty, usize::from(r.u8() % 20)) {
                 (server_attr::ADDRESS | server_attr::OUTER, 17..) => (ty, pool_address(r.u8())),
                 (_, len) => (ty, r.take(len).to_vec()),

@@ -38,7 +38,7 @@ use std::collections::HashSet;
 use std::mem;
 
 use gue_core::addr::InetAddr;
-use gue_core::config::{ChecksumMode, Command, EditFields, RealServerConfig};
+use gue_core::config::{ChecksumMode, Command, EditFields, FlowLabelMode, RealServerConfig};
 use gue_core::heap::HeapTable;
 use gue_core::table::MIN_CAPACITY;
 
@@ -71,6 +71,14 @@ fn csum(b: u8) -> ChecksumMode {
         0 => ChecksumMode::None,
         1 => ChecksumMode::Udp,
         _ => ChecksumMode::RemoteOffload,
+    }
+}
+
+fn flow_label(b: u8) -> FlowLabelMode {
+    if b & 1 == 0 {
+        FlowLabelMode::Zero
+    } else {
+        FlowLabelMode::Hash
     }
 }
 
@@ -173,6 +181,7 @@ pub fn run(data: &[u8]) {
                         outer,
                         port: port(&mut r),
                         csum: csum(op >> 1),
+                        flow_label: flow_label(op >> 3),
                     },
                 )
             }
@@ -183,6 +192,7 @@ pub fn run(data: &[u8]) {
                     port: (mask & 1 != 0).then(|| port(&mut r)),
                     csum: (mask & 2 != 0).then_some(csum(mask >> 2)),
                     outer: (mask & 0x80 != 0).then(|| addr(&mut r)),
+                    flow_label: (mask & 0x40 != 0).then_some(flow_label(mask >> 5)),
                 };
                 Command::Edit(a, fields)
             }

@@ -40,6 +40,33 @@ impl fmt::Display for ChecksumMode {
     }
 }
 
+/// How the flow label of an IPv6 outer header is set for a real server.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum FlowLabelMode {
+    /// Always 0 (`zero`), as IPVS's C path sends it.
+    #[default]
+    Zero,
+    /// Derived from the inner flow's hash (`hash`, RFC 6438), so that fabrics hashing on the
+    /// IPv6 flow label instead of ports spread tunnelled flows over their paths.
+    Hash,
+}
+
+impl FlowLabelMode {
+    /// The keyword used in commands and listings.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FlowLabelMode::Zero => "zero",
+            FlowLabelMode::Hash => "hash",
+        }
+    }
+}
+
+impl fmt::Display for FlowLabelMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Encapsulation settings of one real server.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct RealServerConfig {
@@ -49,6 +76,9 @@ pub struct RealServerConfig {
     pub port: u16,
     /// Outer checksum handling.
     pub csum: ChecksumMode,
+    /// Flow label of an IPv6 outer header (an IPv4 one has none: kept, but unused, while
+    /// `outer` is IPv4).
+    pub flow_label: FlowLabelMode,
 }
 
 /// The settings an `edit` command changes; `None` keeps the current value.
@@ -60,6 +90,8 @@ pub struct EditFields {
     pub csum: Option<ChecksumMode>,
     /// New outer destination address.
     pub outer: Option<InetAddr>,
+    /// New flow label mode.
+    pub flow_label: Option<FlowLabelMode>,
 }
 
 impl EditFields {
@@ -69,12 +101,13 @@ impl EditFields {
             outer: self.outer.unwrap_or(config.outer),
             port: self.port.unwrap_or(config.port),
             csum: self.csum.unwrap_or(config.csum),
+            flow_label: self.flow_label.unwrap_or(config.flow_label),
         }
     }
 
     /// Whether no field is set.
     pub const fn is_empty(&self) -> bool {
-        self.port.is_none() && self.csum.is_none() && self.outer.is_none()
+        self.port.is_none() && self.csum.is_none() && self.outer.is_none() && self.flow_label.is_none()
     }
 }
 

@@ -4,9 +4,11 @@
 //! whitespace-separated row per server, for shell tools (`awk`).
 //!
 //! ```text
-//! # addr outer port csum packets bytes gso_packets drop_pmtu drop_no_route drop_no_headroom drop_bad_packet
-//! 10.0.1.2 10.0.1.2 5501 none 12 34567 3 0 0 0 0
+//! # addr outer port csum packets bytes gso_packets drop_pmtu drop_no_route drop_no_headroom drop_bad_packet flowlabel
+//! 10.0.1.2 10.0.1.2 5501 none 12 34567 3 0 0 0 0 zero
 //! ```
+//!
+//! Columns are only ever added at the end, so scripts reading fields by number keep working.
 
 use core::fmt::{self, Write};
 
@@ -16,7 +18,7 @@ use super::table::RealServer;
 
 /// The header line, without its newline.
 pub const LISTING_HEADER: &str = "# addr outer port csum packets bytes gso_packets drop_pmtu \
-                                  drop_no_route drop_no_headroom drop_bad_packet";
+                                  drop_no_route drop_no_headroom drop_bad_packet flowlabel";
 
 /// Writes [`LISTING_HEADER`] and a newline.
 pub fn format_listing_header(w: &mut impl Write) -> fmt::Result {
@@ -34,7 +36,7 @@ pub fn format_listing_row(
     let c = &server.config;
     writeln!(
         w,
-        "{addr} {} {} {} {} {} {} {} {} {} {}",
+        "{addr} {} {} {} {} {} {} {} {} {} {} {}",
         c.outer,
         c.port,
         c.csum,
@@ -44,6 +46,7 @@ pub fn format_listing_row(
         stats.drop_pmtu,
         stats.drop_no_route,
         stats.drop_no_headroom,
-        stats.drop_bad_packet
+        stats.drop_bad_packet,
+        c.flow_label
     )
 }

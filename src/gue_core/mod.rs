@@ -16,6 +16,7 @@ pub mod config;
 pub mod ecn;
 pub mod error;
 pub mod flow;
+pub mod flowlabel;
 pub mod gue;
 pub mod headers;
 pub mod listing;

@@ -5,7 +5,7 @@
 //! [`Command`], shared by every operation that takes them.
 
 use super::addr::InetAddr;
-use super::config::{ChecksumMode, Command, EditFields, RealServerConfig};
+use super::config::{ChecksumMode, Command, EditFields, FlowLabelMode, RealServerConfig};
 
 /// The family's version.
 pub const FAMILY_VERSION: u8 = 1;
@@ -46,6 +46,8 @@ pub mod server_attr {
     pub const OUTER: u16 = 4;
     /// Counters, nested `stats` set (replies only).
     pub const STATS: u16 = 5;
+    /// Flow label mode of an IPv6 outer header, `u8` ([`super::flow_label_to_wire`]).
+    pub const FLOWLABEL: u16 = 6;
 }
 
 /// Attributes of the `stats` set, all `uint`.
@@ -100,6 +102,26 @@ pub const fn csum_from_wire(value: u8) -> Option<ChecksumMode> {
 /// Largest wire value of a checksum mode (the kernel policy's maximum).
 pub const CSUM_WIRE_MAX: u8 = 2;
 
+/// The wire value of a flow label mode (the spec's `flowlabel-mode` enum).
+pub const fn flow_label_to_wire(mode: FlowLabelMode) -> u8 {
+    match mode {
+        FlowLabelMode::Zero => 0,
+        FlowLabelMode::Hash => 1,
+    }
+}
+
+/// The flow label mode of a wire value.
+pub const fn flow_label_from_wire(value: u8) -> Option<FlowLabelMode> {
+    match value {
+        0 => Some(FlowLabelMode::Zero),
+        1 => Some(FlowLabelMode::Hash),
+        _ => None,
+    }
+}
+
+/// Largest wire value of a flow label mode (the kernel policy's maximum).
+pub const FLOWLABEL_WIRE_MAX: u8 = 1;
+
 /// The address in 4 (IPv4) or 16 (IPv6) bytes.
 pub fn addr_from_wire(bytes: &[u8]) -> Option<InetAddr> {
     if let Ok(octets) = <[u8; 4]>::try_from(bytes) {
@@ -131,6 +153,8 @@ pub enum WireError {
     Truncated,
     /// A checksum mode beyond [`CSUM_WIRE_MAX`] (the policy refuses these first).
     BadChecksumMode,
+    /// A flow label mode beyond [`FLOWLABEL_WIRE_MAX`] (the policy refuses these first).
+    BadFlowLabelMode,
     /// A port of 0 (the policy refuses these first).
     ZeroPort,
     /// No address attribute.
@@ -150,10 +174,11 @@ impl WireError {
             WireError::BadAddressLength => "address must be 4 (IPv4) or 16 (IPv6) bytes",
             WireError::Truncated => "attribute shorter than its type",
             WireError::BadChecksumMode => "unknown checksum mode (none, udp or remcsum)",
+            WireError::BadFlowLabelMode => "unknown flow label mode (zero or hash)",
             WireError::ZeroPort => "port must be 1-65535",
             WireError::MissingAddress => "missing real server address",
             WireError::MissingPort => "missing port: server-add needs one",
-            WireError::NothingToEdit => "nothing to edit: give port, csum or outer",
+            WireError::NothingToEdit => "nothing to edit: give port, csum, outer or flowlabel",
             WireError::Unexpected => "attribute not taken by this operation",
         }
     }
@@ -198,6 +223,10 @@ pub fn decode_server<'a>(
             server_attr::OUTER if op != ServerOp::Delete => {
                 edit.outer = Some(addr_from_wire(payload).ok_or(fault(WireError::BadAddressLength))?);
             }
+            server_attr::FLOWLABEL if op != ServerOp::Delete => {
+                let value = *payload.first().ok_or(fault(WireError::Truncated))?;
+                edit.flow_label = Some(flow_label_from_wire(value).ok_or(fault(WireError::BadFlowLabelMode))?);
+            }
             _ => return Err(fault(WireError::Unexpected)),
         }
     }
@@ -212,6 +241,7 @@ pub fn decode_server<'a>(
                     outer: edit.outer.unwrap_or(address),
                     port,
                     csum: edit.csum.unwrap_or_default(),
+                    flow_label: edit.flow_label.unwrap_or_default(),
                 },
             ))
         }

@@ -19,8 +19,8 @@ use core::ops::DerefMut;
 use super::addr::InetAddr;
 use super::config::{Command, ConfigError, EditFields, RealServerConfig};
 
-/// Most real servers a table holds: 2^20 slots take 56 MiB (a slot and two index buckets,
-/// 56 bytes, per slot of capacity).
+/// Most real servers a table holds: 2^20 slots take 60 MiB (a slot and two index buckets,
+/// 60 bytes, per slot of capacity).
 pub const MAX_REAL_SERVERS: usize = 1 << 20;
 
 /// Fewest slots a table has: small tables cost one page or two.
@@ -255,6 +255,7 @@ impl<A: TableStorage> RealServerTable<A> {
                         port: Some(server.config.port),
                         csum: Some(server.config.csum),
                         outer: Some(server.config.outer),
+                        flow_label: Some(server.config.flow_label),
                     },
                 ),
                 None => Command::Add(*addr, server.config),

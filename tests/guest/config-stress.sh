@@ -204,7 +204,7 @@ c -a -r 10.63.0.1 --gue-port 4001 && c -a -r fd63::1 --gue-port 4002 --csum remc
 c -a -r 10.63.0.1 --gue-port 4001 && say "dup ok" || say "dup fail $(e)"
 c -d -r 10.63.0.77 && say "del-missing ok" || say "del-missing fail $(e)"
 c -e -r 10.63.0.1 --csum udp && say "edit ok" || say "edit fail $(e)"
-$C -S | grep -qx -- '-a -r 10.63.0.1 --gue-port 4001 --csum udp --outer 10.63.0.1' && say "row ok" || say "row missing"
+$C -S | grep -qx -- '-a -r 10.63.0.1 --gue-port 4001 --csum udp --outer 10.63.0.1 --flowlabel zero' && say "row ok" || say "row missing"
 nsenter -t 1 -n true 2>/tmp/cs-u.err && say "setns ok" || say "setns fail $(e)"
 say "own-rows $(addrs)"
 touch /tmp/cs-u.ready

@@ -82,8 +82,8 @@ netlink_checks() {
   tap_check "netlink: server-get shows fd08::1 → 10.8.0.9:6080 remcsum, zero counters" \
     nl_json nltest '.address == "fd08::1" and .port == 6080 and .csum == "remcsum" and .outer == "10.8.0.9" and .stats.packets == 0 and .stats["drop-pmtu"] == 0' \
     --do server-get --json "{\"address\": \"$NL_B1\"}"
-  tap_check "netlink: defaults: csum none, outer = the address" \
-    nl_json nltest '.csum == "none" and .outer == "10.8.0.1"' --do server-get --json "{\"address\": \"$NL_A1\"}"
+  tap_check "netlink: defaults: csum none, outer = the address, flowlabel zero" \
+    nl_json nltest '.csum == "none" and .outer == "10.8.0.1" and .flowlabel == "zero"' --do server-get --json "{\"address\": \"$NL_A1\"}"
   tap_check "netlink: the dump lists both ('$(nl_dumped nltest)')" [ "$(nl_dumped nltest)" = "10.8.0.1 fd08::1 " ]
   tap_check "netlink: /proc/net/ipvs_gue lists what the dump lists" [ "$(nl_proc_listed nltest)" = "$(nl_dumped nltest)" ]
   gen=$(ynl nltest --do table-get | jq .generation)
@@ -97,11 +97,13 @@ netlink_checks() {
     --do server-add --json "{\"address\": \"$NL_A2\", \"port\": 0}"
   nl_refuse "checksum mode 3 (policy)" "Numerical result out of range" "integer out of range" .csum \
     --do server-add --json "{\"address\": \"$NL_A2\", \"port\": 1, \"csum\": 3}"
+  nl_refuse "flow label mode 2 (policy)" "Numerical result out of range" "integer out of range" .flowlabel \
+    --do server-edit --json "{\"address\": \"$NL_A1\", \"flowlabel\": 2}"
   nl_refuse "server-add without a port" "Invalid argument" "missing port" port \
     --do server-add --json "{\"address\": \"$NL_A2\"}"
   nl_refuse "server-add without an address" "Invalid argument" "missing real server address" address \
     --do server-add --json '{"port": 1}'
-  nl_refuse "counters in a request (policy)" "Invalid argument" "Unknown attribute type" .stats \
+  nl_refuse "counters in a request (policy)" "Invalid argument" "Unsupported attribute" .stats \
     --do server-add --json "{\"address\": \"$NL_A2\", \"port\": 1, \"stats\": {\"packets\": 1}}"
   nl_refuse "a second add of 10.8.0.1" "File exists" "real server 10.8.0.1 already exists" .address \
     --do server-add --json "{\"address\": \"$NL_A1\", \"port\": 1}"
@@ -118,7 +120,12 @@ netlink_checks() {
 
   tap_check "netlink: server-edit csum udp" nl_do nltest --do server-edit --json "{\"address\": \"$NL_A1\", \"csum\": \"udp\"}"
   tap_check "netlink: the edit changed only the checksum mode" \
-    nl_json nltest '.csum == "udp" and .port == 5501 and .outer == "10.8.0.1"' --do server-get --json "{\"address\": \"$NL_A1\"}"
+    nl_json nltest '.csum == "udp" and .port == 5501 and .outer == "10.8.0.1" and .flowlabel == "zero"' --do server-get --json "{\"address\": \"$NL_A1\"}"
+  tap_check "netlink: server-edit flowlabel hash" nl_do nltest --do server-edit --json "{\"address\": \"$NL_B1\", \"flowlabel\": \"hash\"}"
+  tap_check "netlink: the edit changed only the flow label mode" \
+    nl_json nltest '.flowlabel == "hash" and .csum == "remcsum" and .port == 6080' --do server-get --json "{\"address\": \"$NL_B1\"}"
+  tap_check "netlink: /proc/net/ipvs_gue's last column shows it" \
+    [ "$(nsx nltest awk '$1 == "fd08::1" { print $NF }' /proc/net/ipvs_gue)" = hash ]
 
   # Permissions: changes need CAP_NET_ADMIN over the namespace's user namespace.
   out=$(nsx nltest unshare -U -r python3 "$YNL_DIR/cli.py" --spec "$YNL_SPEC" --do table-flush 2>&1) \

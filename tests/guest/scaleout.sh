@@ -3,13 +3,15 @@
 # back.  busybox sh; run by /init in a VM booted with qemu/run-vm --topology scaleout.
 #   KO             module to insmod before the topology is built
 #   CELLS          default "rust4 rust6 c-gue4 c-gue6 nosloppy4 drain4 entropy4 entropy6
-#                  entropy4l3 entropy6l3":
+#                  entropy4l3 entropy6l3 entropy6fl":
 #                  VARIANT (rust = DR + the module, c-gue = IPVS's own GUE tunnel) and family
 #                  (client = outer); the negative controls (KTAP # XFAIL), 32 flows of 2 MiB:
 #                  nosloppy4 (d1 without sloppy_tcp) and drain4 (rs1 weight 0 on d1 only, so its
 #                  mh table sends every flow to rs2): moved flows must break; entropy4/6: 64
 #                  UDP flows over the router's two links to rs2, ours and C (fabric ECMP);
-#                  entropy4l3/6l3: its control (the router hashing addresses only, XFAIL)
+#                  entropy4l3/6l3: its control (the router hashing addresses only, XFAIL);
+#                  entropy6fl: that router (IPv6: addresses and flow label) with our module's
+#                  --flowlabel hash: flows must spread again
 #   SIZES          upload sizes, FLOWS_PER_SIZE concurrent flows each (default "1M 2M 4M 16M", 16)
 #   FAIL_AT        seconds after the uploads start when d2 is lost (default 3)
 #   DETECT_MS      from d2 lost to the edge withdrawing its route (default 500)
@@ -24,7 +26,7 @@
 # TAP on the console, one JSON line per cell on /dev/ttyS1.
 . /guest/lib.sh
 . /guest/topology-scaleout.sh
-CELLS=${CELLS:-rust4 rust6 c-gue4 c-gue6 nosloppy4 drain4 entropy4 entropy6 entropy4l3 entropy6l3}
+CELLS=${CELLS:-rust4 rust6 c-gue4 c-gue6 nosloppy4 drain4 entropy4 entropy6 entropy4l3 entropy6l3 entropy6fl}
 SIZES=${SIZES:-1M 2M 4M 16M}
 FLOWS_PER_SIZE=${FLOWS_PER_SIZE:-16}
 FAIL_AT=${FAIL_AT:-3}
@@ -330,21 +332,25 @@ so_assert() { # NAME VARIANT FAMILY [CONTROL]
 # Control (l3): the router hashes addresses only (policy 0): every flow must land on one link
 # (for IPv6 with the flow label in the hash, which both paths leave 0), else the spread the
 # check sees does not come from the outer source port.
+# fl (IPv6): the same router, our module only, with --flowlabel hash (RFC 6438): the flow label
+# carries the flow's hash, so flows must spread over both links again, each flow on one link
+# with one non-zero label.
 ENTROPY_FLOWS=64
-so_entropy() { # FAMILY [l3]
-  local fam mode name vip svc rs2 v l d p pids rc why txt okall st same spread
-  fam=$1 mode=${2:-} name=entropy$1${2:-} spread=0
+so_entropy() { # FAMILY [l3|fl]
+  local fam mode name vip svc rs2 v l d p pids rc why txt okall st same spread variants labels
+  fam=$1 mode=${2:-} name=entropy$1${2:-} spread=0 variants="rust c-gue" labels=zero
   vip=$(vip_of "$fam"); svc=$(hostport "$vip" 7600); rs2=$(so_rs_addr rs2 "$fam")
   rm -rf $W; mkdir -p $W
   # the client's IPv6 flow label is part of the inner flow hash: off, so that ours and C see the
   # same hash per flow (as in the edge suite's wire-spread cell)
   sysctl_ns client net.ipv6.auto_flowlabels=0
   so_edge_group 1
-  [ "$mode" != l3 ] || sysctl_ns router net.ipv4.fib_multipath_hash_policy=0 net.ipv6.fib_multipath_hash_policy=0
+  [ "$mode" != fl ] || variants=rust labels=hash
+  [ -z "$mode" ] || sysctl_ns router net.ipv4.fib_multipath_hash_policy=0 net.ipv6.fib_multipath_hash_policy=0
   okall=0 txt=
-  for v in rust c-gue; do
+  for v in $variants; do
     for d in $SO_DIRECTORS; do so_clear "$d"; done
-    { [ $v != rust ] || nsr d1 ipvs-gue-ctl -a -r "$rs2" --gue-port $GUE_PORT; } &&
+    { [ $v != rust ] || nsr d1 ipvs-gue-ctl -a -r "$rs2" --gue-port $GUE_PORT --flowlabel $labels; } &&
       nsr d1 ipvsadm -A -u "$svc" -s rr && so_dest d1 -u "$svc" "$(hostport "$rs2" 7600)" $v 1 ||
       { tap_fail "$name: $v service set-up"; okall=1; continue; }
     bg_start rs2 $W/echo-$v.json gue-traffic udp-echo --listen "$svc" --count $((ENTROPY_FLOWS * 2)) \
@@ -360,25 +366,42 @@ so_entropy() { # FAMILY [l3]
       --requests $((ENTROPY_FLOWS * 2)) --flows $ENTROPY_FLOWS --src-port 41000 --timeout-ms 2000 \
       --json $W/rr-$v.json 2> $W/rr-$v.err || rc=$?
     for p in $pids; do wait "$p" || true; done
-    # "LINK INNER_SPORT OUTER_SPORT" per captured datagram
+    # "LINK INNER_SPORT OUTER_SPORT FLOW_LABEL" per captured datagram (label 0 over IPv4)
     for l in eth-c eth-c2; do
-      jq -r 'select(.inner.kind == "ip") | "\(.inner.sport) \(.udp.sport)"' $W/cap-$v-$l.json 2>/dev/null | sed "s/^/$l /"
+      jq -r 'select(.inner.kind == "ip") | "\(.inner.sport) \(.udp.sport) \(.ip.flow_label // 0)"' $W/cap-$v-$l.json 2>/dev/null | sed "s/^/$l /"
     done > $W/paths-$v
+    # flows; on both links; on several ports; per link; with several labels; flows whose label
+    # is not 0; distinct labels
     st=$(awk '{ k = $2; if (!((k, $1) in seen)) { seen[k, $1] = 1; links[k]++; on[$1]++ }
-                if (!((k, $3) in sp)) { sp[k, $3] = 1; ports[k]++ } f[k] = 1 }
-      END { for (k in f) { n++; if (links[k] > 1) ml++; if (ports[k] > 1) mp++ }
-            printf "%d %d %d %d %d", n, ml, mp, on["eth-c"], on["eth-c2"] }' $W/paths-$v)
+                if (!((k, $3) in sp)) { sp[k, $3] = 1; ports[k]++ }
+                if (!((k, $4) in sl)) { sl[k, $4] = 1; labels[k]++ }
+                if ($4 != 0) { nz[k] = 1 } if (!($4 in dl)) { dl[$4] = 1; nd++ } f[k] = 1 }
+      END { for (k in f) { n++; if (links[k] > 1) ml++; if (ports[k] > 1) mp++; if (labels[k] > 1) mf++; if (k in nz) z++ }
+            printf "%d %d %d %d %d %d %d %d", n, ml, mp, on["eth-c"], on["eth-c2"], mf, z, nd }' $W/paths-$v)
     set -- $st
     why=
     [ "$rc" = 0 ] || why="not all answered ($(head -c 200 $W/rr-$v.err))"
     [ "$1" = $ENTROPY_FLOWS ] || why="${why:+$why; }$1 of $ENTROPY_FLOWS flows captured"
-    [ "$2" = 0 -a "$3" = 0 ] || why="${why:+$why; }$2 flows on both links, $3 on several source ports"
+    [ "$2" = 0 -a "$3" = 0 -a "$6" = 0 ] || why="${why:+$why; }$2 flows on both links, $3 on several source ports, $6 with several labels"
     [ "$4" -ge $MIN_SPLIT -a "$5" -ge $MIN_SPLIT ] || why="${why:+$why; }links eth-c $4 / eth-c2 $5 flows (each >= $MIN_SPLIT)"
+    if [ $labels = hash ]; then
+      # 64 labels of 20 bits: a repeat is a ~0.2 % chance, two or more far less
+      [ "$7" = $ENTROPY_FLOWS -a "$8" -ge $((ENTROPY_FLOWS - 1)) ] ||
+        why="${why:+$why; }$7 flows with a non-zero label, $8 distinct labels"
+    else
+      [ "$7" = 0 ] || why="${why:+$why; }$7 flows with a non-zero label (zero expected)"
+    fi
     [ -z "$why" ] || okall=1
     [ "$4" = 0 -o "$5" = 0 ] || spread=1
-    txt="$txt${txt:+ | }$v: $1 flows, eth-c $4 / eth-c2 $5, $2 on both links, $3 on several ports${why:+ -- $why}"
-    result "{\"suite\":\"scaleout\",\"cell\":\"$name\",\"variant\":\"$v\",\"flows\":$1,\"multi_link\":$2,\"multi_port\":$3,\"link_c\":$4,\"link_c2\":$5,\"rc\":$rc}"
+    txt="$txt${txt:+ | }$v: $1 flows, eth-c $4 / eth-c2 $5, $2 on both links, $3 on several ports, $8 distinct labels${why:+ -- $why}"
+    result "{\"suite\":\"scaleout\",\"cell\":\"$name\",\"variant\":\"$v\",\"flows\":$1,\"multi_link\":$2,\"multi_port\":$3,\"link_c\":$4,\"link_c2\":$5,\"multi_label\":$6,\"labelled\":$7,\"labels\":$8,\"rc\":$rc}"
   done
+  if [ "$mode" = fl ]; then
+    tap_check "$name: a router hashing IPv6 addresses and flow label spreads flows by our --flowlabel hash, each flow on one link with one label: $txt" \
+      [ $okall = 0 ]
+    so_entropy_restore
+    return
+  fi
   # the same link per flow for ours as for C
   same=$(awk '{ print $2, $1 }' $W/paths-rust | sort -u > $W/link-rust
     awk '{ print $2, $1 }' $W/paths-c-gue | sort -u | comm -12 - $W/link-rust | wc -l)
@@ -391,6 +414,9 @@ so_entropy() { # FAMILY [l3]
   else
     tap_fail "$name: with the router hashing addresses only, flows still spread: $txt"
   fi
+  so_entropy_restore
+}
+so_entropy_restore() {
   sysctl_ns router net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1
   sysctl_ns client net.ipv6.auto_flowlabels=1
   so_edge_group 1/2
@@ -415,6 +441,7 @@ for c in $CELLS; do
     drain4) SIZES=2M FLOWS_PER_SIZE=32 so_cell "$c" rust 4 drain ;;
     entropy4|entropy6) so_entropy "${c#entropy}" ;;
     entropy4l3|entropy6l3) f=${c#entropy}; so_entropy "${f%l3}" l3 ;;
+    entropy6fl) so_entropy 6 fl ;;
     *) tap_fail "unknown cell '$c'" ;;
   esac
   diag "cell $c took $(since "$t") s"

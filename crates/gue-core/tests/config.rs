@@ -9,10 +9,13 @@ fn a(s: &str) -> InetAddr {
 
 #[test]
 fn an_edit_changes_only_what_it_names() {
-    let config = RealServerConfig { outer: a("10.0.0.1"), port: 5501, csum: ChecksumMode::None };
+    let config = RealServerConfig { outer: a("10.0.0.1"), port: 5501, csum: ChecksumMode::None, flow_label: FlowLabelMode::Zero };
     let edit = EditFields { csum: Some(ChecksumMode::Udp), ..EditFields::default() };
     assert!(!edit.is_empty());
     assert_eq!(edit.apply_to(&config), RealServerConfig { csum: ChecksumMode::Udp, ..config });
+    let edit = EditFields { flow_label: Some(FlowLabelMode::Hash), ..EditFields::default() };
+    assert!(!edit.is_empty());
+    assert_eq!(edit.apply_to(&config), RealServerConfig { flow_label: FlowLabelMode::Hash, ..config });
     assert!(EditFields::default().is_empty());
     assert_eq!(EditFields::default().apply_to(&config), config);
 }
@@ -35,4 +38,11 @@ fn checksum_modes_are_listed_by_their_names() {
         .collect();
     assert_eq!(names, ["none", "udp", "remcsum"]);
     assert_eq!(ChecksumMode::default(), ChecksumMode::None);
+}
+
+#[test]
+fn flow_label_modes_are_listed_by_their_names_and_default_to_zero() {
+    assert_eq!(FlowLabelMode::Zero.to_string(), "zero");
+    assert_eq!(FlowLabelMode::Hash.to_string(), "hash");
+    assert_eq!(FlowLabelMode::default(), FlowLabelMode::Zero, "the C path's behaviour");
 }

@@ -30,6 +30,7 @@ fn listing_format() {
             outer: InetAddr::v4([10, 0, 1, 2]),
             port: 5501,
             csum: ChecksumMode::None,
+            flow_label: FlowLabelMode::Hash,
         },
         stats_slot: 3,
     };
@@ -42,7 +43,7 @@ fn listing_format() {
     format_listing_row(&mut out, &InetAddr::v4([10, 0, 1, 2]), &server, &stats).unwrap();
     assert_eq!(
         out,
-        "# addr outer port csum packets bytes gso_packets drop_pmtu drop_no_route drop_no_headroom drop_bad_packet\n\
-         10.0.1.2 10.0.1.2 5501 none 12 34567 3 0 0 0 0\n"
+        "# addr outer port csum packets bytes gso_packets drop_pmtu drop_no_route drop_no_headroom drop_bad_packet flowlabel\n\
+         10.0.1.2 10.0.1.2 5501 none 12 34567 3 0 0 0 0 hash\n"
     );
 }

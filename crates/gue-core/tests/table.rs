@@ -43,7 +43,7 @@ fn a(s: &str) -> InetAddr {
 
 fn add(addr: &str, port: u16) -> Command {
     let addr = a(addr);
-    Command::Add(addr, RealServerConfig { outer: addr, port, csum: ChecksumMode::None })
+    Command::Add(addr, RealServerConfig { outer: addr, port, csum: ChecksumMode::None, flow_label: FlowLabelMode::Zero })
 }
 
 /// The n-th of many distinct addresses.
@@ -52,7 +52,7 @@ fn nth(i: usize) -> InetAddr {
 }
 
 fn add_nth(i: usize) -> Command {
-    Command::Add(nth(i), RealServerConfig { outer: nth(i), port: 1 + (i % 60000) as u16, csum: ChecksumMode::None })
+    Command::Add(nth(i), RealServerConfig { outer: nth(i), port: 1 + (i % 60000) as u16, csum: ChecksumMode::None, flow_label: FlowLabelMode::Zero })
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn memory_per_slot() {
     // between n and 2n servers).
     let slot_bytes = std::mem::size_of::<Slot>() + 2 * std::mem::size_of::<Bucket>();
     println!("bytes per slot = {slot_bytes}");
-    assert_eq!(slot_bytes, 56, "update MAX_REAL_SERVERS' doc and docs/design.md");
+    assert_eq!(slot_bytes, 60, "update MAX_REAL_SERVERS' doc and docs/design.md");
 }
 
 #[test]
@@ -77,7 +77,12 @@ fn add_get_edit_delete() {
     let t2 = t1
         .apply_copy(&Command::Edit(
             a("10.0.1.2"),
-            EditFields { port: Some(6000), csum: Some(ChecksumMode::Udp), outer: Some(a("::1")) },
+            EditFields {
+                port: Some(6000),
+                csum: Some(ChecksumMode::Udp),
+                outer: Some(a("::1")),
+                flow_label: Some(FlowLabelMode::Hash),
+            },
         ))
         .unwrap();
     let s2 = *t2.get(&a("10.0.1.2")).unwrap();
@@ -87,7 +92,8 @@ fn add_get_edit_delete() {
         RealServerConfig {
             outer: a("::1"),
             port: 6000,
-            csum: ChecksumMode::Udp
+            csum: ChecksumMode::Udp,
+            flow_label: FlowLabelMode::Hash,
         }
     );
     assert!(fresh(&t2).is_empty(), "an edit keeps the counters");
@@ -241,7 +247,7 @@ proptest! {
         for op in ops {
             let cmd = match op {
                 Op::Add(i, p) => Command::Add(pool_addr(i),
-                    RealServerConfig { outer: pool_addr(i), port: p, csum: ChecksumMode::None }),
+                    RealServerConfig { outer: pool_addr(i), port: p, csum: ChecksumMode::None, flow_label: FlowLabelMode::Zero }),
                 Op::Edit(i, p) => Command::Edit(pool_addr(i), EditFields { port: Some(p), ..Default::default() }),
                 Op::Del(i) => Command::Delete(pool_addr(i)),
                 Op::Flush => Command::Flush,
@@ -303,7 +309,7 @@ fn v4(last: u8) -> InetAddr {
 }
 
 fn server(port: u16) -> RealServerConfig {
-    RealServerConfig { outer: v4(99), port, csum: ChecksumMode::None }
+    RealServerConfig { outer: v4(99), port, csum: ChecksumMode::None, flow_label: FlowLabelMode::Zero }
 }
 
 fn table_of(servers: &[(u8, u16)]) -> HeapTable {

@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use gue_core::addr::InetAddr;
-use gue_core::config::{ChecksumMode, Command, EditFields, RealServerConfig};
-use gue_core::netlink::{cmd, csum_to_wire, server_attr, table_attr};
+use gue_core::config::{ChecksumMode, Command, EditFields, FlowLabelMode, RealServerConfig};
+use gue_core::netlink::{cmd, csum_to_wire, flow_label_to_wire, server_attr, table_attr};
 use ipvs_gue_ctl::netlink::{Connection, Error as NlError};
 use ipvs_gue_ctl::wire::{self, nla, GueMessage};
 
@@ -222,6 +222,7 @@ pub fn pool(w: usize, size: usize) -> Vec<IpAddr> {
 }
 
 const MODES: [ChecksumMode; 3] = [ChecksumMode::None, ChecksumMode::Udp, ChecksumMode::RemoteOffload];
+const LABELS: [FlowLabelMode; 2] = [FlowLabelMode::Zero, FlowLabelMode::Hash];
 
 fn random_outer(rng: &mut Rng, addr: IpAddr) -> IpAddr {
     match rng.below(4) {
@@ -242,7 +243,12 @@ fn random_port(rng: &mut Rng) -> u16 {
 }
 
 fn random_config(rng: &mut Rng, addr: IpAddr) -> RealServerConfig {
-    RealServerConfig { outer: InetAddr::from(random_outer(rng, addr)), port: random_port(rng), csum: rng.pick(&MODES) }
+    RealServerConfig {
+        outer: InetAddr::from(random_outer(rng, addr)),
+        port: random_port(rng),
+        csum: rng.pick(&MODES),
+        flow_label: rng.pick(&LABELS),
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -350,9 +356,10 @@ fn try_op(rng: &mut Rng, ctx: &Ctx<'_>, m: &Model) -> Option<Op> {
         0 if !full => {
             let a = free_addr(rng, ctx, m)?;
             if rng.pct(20) {
-                // Port alone: csum and outer take the spec's defaults.
+                // Port alone: csum, outer and flowlabel take the spec's defaults.
                 let port = random_port(rng);
-                let config = RealServerConfig { outer: InetAddr::from(a), port, csum: ChecksumMode::None };
+                let config =
+                    RealServerConfig { outer: InetAddr::from(a), port, csum: ChecksumMode::None, flow_label: FlowLabelMode::Zero };
                 let attrs = [addr_attr(a), port_attr(port)].concat();
                 raw("add (defaults)", cmd::SERVER_ADD, attrs, Some(a), Expect::Accept(Change::Set(a, config)))
             } else {
@@ -394,11 +401,12 @@ fn try_op(rng: &mut Rng, ctx: &Ctx<'_>, m: &Model) -> Option<Op> {
 
 /// A non-empty set of fields to edit, and the settings they make of `before`.
 fn random_edit(rng: &mut Rng, addr: IpAddr, before: RealServerConfig) -> (EditFields, RealServerConfig) {
-    let which = 1 + rng.below(7);
+    let which = 1 + rng.below(15);
     let fields = EditFields {
         port: (which & 1 != 0).then(|| random_port(rng)),
         csum: (which & 2 != 0).then(|| rng.pick(&MODES)),
         outer: (which & 4 != 0).then(|| InetAddr::from(random_outer(rng, addr))),
+        flow_label: (which & 8 != 0).then(|| rng.pick(&LABELS)),
     };
     let mut after = before;
     if let Some(port) = fields.port {
@@ -409,6 +417,9 @@ fn random_edit(rng: &mut Rng, addr: IpAddr, before: RealServerConfig) -> (EditFi
     }
     if let Some(outer) = fields.outer {
         after.outer = outer;
+    }
+    if let Some(flow_label) = fields.flow_label {
+        after.flow_label = flow_label;
     }
     (fields, after)
 }
@@ -426,7 +437,7 @@ fn malformed(rng: &mut Rng, ctx: &Ctx<'_>, m: &Model) -> Option<Op> {
     };
     let port = port_attr(random_port(rng));
     let attrs = |rest: &[Vec<u8>]| [&[addr_attr(a)], rest].concat().concat();
-    Some(match rng.below(12) {
+    Some(match rng.below(13) {
         0 => {
             let c = rng.pick(&[cmd::SERVER_ADD, cmd::SERVER_EDIT, cmd::SERVER_DEL]);
             let (bad, errno) = bad_len(rng);
@@ -462,10 +473,14 @@ fn malformed(rng: &mut Rng, ctx: &Ctx<'_>, m: &Model) -> Option<Op> {
         7 => raw("edit of nothing", cmd::SERVER_EDIT, attrs(&[]), Some(a), einval),
         8 => {
             // stats (replies only), beyond the spec, and 0.
-            let ty = rng.pick(&[server_attr::STATS, 6, 31, 0]);
+            let ty = rng.pick(&[server_attr::STATS, server_attr::FLOWLABEL + 1, 31, 0]);
             raw("unknown attribute", command, attrs(&[port, nla(ty, &[0; 4])]), Some(a), einval)
         }
         9 => raw("del with a port", cmd::SERVER_DEL, attrs(&[port]), Some(a), einval),
+        11 => {
+            let mode = flow_label_to_wire(FlowLabelMode::Hash) + 1 + rng.below(254) as u8;
+            raw("unknown flowlabel", command, attrs(&[port, nla(server_attr::FLOWLABEL, &[mode])]), Some(a), erange)
+        }
         10 => {
             // An attribute whose length runs past the message's end.
             let mut cut = port;
@@ -1038,7 +1053,7 @@ mod tests {
     use ipvs_gue_ctl::extack::Refusal;
 
     /// A fault the simulation can have, each of which the stress must notice.
-    #[derive(Clone, Copy, PartialEq)]
+    #[derive(Clone, Copy, PartialEq, Debug)]
     enum Fault {
         None,
         /// `ENOENT` reported as `EINVAL`.
@@ -1098,11 +1113,15 @@ mod tests {
             }
             match kind {
                 server_attr::PORT if payload.len() != 2 => return refuse(EINVAL, "invalid attribute length"),
-                server_attr::CSUM if payload.len() != 1 => return refuse(EINVAL, "invalid attribute length"),
+                server_attr::CSUM | server_attr::FLOWLABEL if payload.len() != 1 => {
+                    return refuse(EINVAL, "invalid attribute length")
+                }
+                server_attr::STATS => return refuse(EINVAL, "Unsupported attribute"),
                 server_attr::PORT if payload == [0, 0] && fault != Fault::PortZero => {
                     return refuse(ERANGE, "integer out of range")
                 }
                 server_attr::CSUM if payload[0] > 2 => return refuse(ERANGE, "integer out of range"),
+                server_attr::FLOWLABEL if payload[0] > 1 => return refuse(ERANGE, "integer out of range"),
                 server_attr::ADDRESS | server_attr::OUTER if !(4..=16).contains(&payload.len()) => {
                     return refuse(ERANGE, "binary attribute size out of range")
                 }
@@ -1149,12 +1168,17 @@ mod tests {
             let attrs = walk(&request.attrs)?;
             match request.cmd {
                 cmd::SERVER_ADD | cmd::SERVER_EDIT => {
-                    settings_policy(&attrs, server_attr::OUTER, self.fault)?;
+                    settings_policy(&attrs, server_attr::FLOWLABEL, self.fault)?;
                     let op = if request.cmd == cmd::SERVER_ADD { ServerOp::Add } else { ServerOp::Edit };
                     let command = match decode(op, &attrs)? {
                         Command::Edit(addr, e) if self.fault == Fault::EditResets => Command::Edit(
                             addr,
-                            EditFields { csum: e.csum.or(Some(ChecksumMode::None)), outer: e.outer.or(Some(addr)), ..e },
+                            EditFields {
+                                csum: e.csum.or(Some(ChecksumMode::None)),
+                                outer: e.outer.or(Some(addr)),
+                                flow_label: e.flow_label.or(Some(FlowLabelMode::Zero)),
+                                ..e
+                            },
                         ),
                         command => command,
                     };
@@ -1186,7 +1210,7 @@ mod tests {
                             return refuse(EINVAL, "NLA_F_NESTED is missing");
                         }
                         let inner = walk(payload)?;
-                        settings_policy(&inner, server_attr::OUTER, self.fault)?;
+                        settings_policy(&inner, server_attr::FLOWLABEL, self.fault)?;
                         nests.push(inner);
                     }
                     let mut wanted = HeapTable::with_capacity(nests.len()).expect("Vec aborts rather than fails");
@@ -1271,8 +1295,8 @@ mod tests {
     #[test]
     fn faults_are_caught() {
         for fault in [Fault::WrongErrno, Fault::NoMessage, Fault::PartialReplace, Fault::EditResets, Fault::PortZero] {
-            let s = stress(&sim(fault), &opts(2, 1000, 7)).unwrap();
-            assert!(s.mismatches > 0, "{}", s.text);
+            let s = stress(&sim(fault), &opts(2, 3000, 7)).unwrap();
+            assert!(s.mismatches > 0, "{fault:?}: {}", s.text);
         }
     }
 

@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 
 use gue_core::addr::InetAddr;
-use gue_core::config::{ChecksumMode, Command, EditFields, RealServerConfig};
+use gue_core::config::{ChecksumMode, Command, EditFields, FlowLabelMode, RealServerConfig};
 
 /// The command the user asked for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -49,6 +49,7 @@ pub struct Args {
     pub gue_port: Option<String>,
     pub csum: Option<String>,
     pub outer: Option<String>,
+    pub flowlabel: Option<String>,
     pub numeric: bool,
     pub stats: bool,
     pub exact: bool,
@@ -63,7 +64,9 @@ pub struct UsageError(pub String);
 pub const USAGE: &str = "\
 Usage:
   ipvs-gue-ctl -a|--add-server -r|--real-server ADDR --gue-port PORT [--csum MODE] [--outer ADDR]
+               [--flowlabel MODE]
   ipvs-gue-ctl -e|--edit-server -r|--real-server ADDR [--gue-port PORT] [--csum MODE] [--outer ADDR]
+               [--flowlabel MODE]
   ipvs-gue-ctl -d|--delete-server -r|--real-server ADDR
   ipvs-gue-ctl -C|--clear
   ipvs-gue-ctl -L|-l|--list [-r|--real-server ADDR] [-n|--numeric] [--stats] [--exact] [--json]
@@ -87,6 +90,9 @@ Options:
       --csum MODE         outer checksum: none (default), udp, or remcsum
                           (GUE remote checksum offload)
       --outer ADDR        outer destination address (default: the real server)
+      --flowlabel MODE    flow label of an IPv6 outer header: zero (default, as
+                          IPVS's own GUE) or hash (from the inner flow, RFC 6438,
+                          for fabrics that hash on it); unused with an IPv4 outer
   -n, --numeric           numeric output (addresses are never resolved; for
                           ipvsadm compatibility)
       --stats             show packet, byte and drop counters
@@ -163,6 +169,10 @@ pub fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Args, Usage
                 set_once(&mut args.outer, &name, parser.value()?)?;
                 continue;
             }
+            Long("flowlabel") => {
+                set_once(&mut args.flowlabel, &name, parser.value()?)?;
+                continue;
+            }
             Short('n') | Long("numeric") => {
                 args.numeric = true;
                 continue;
@@ -223,6 +233,7 @@ fn check_combination(args: &Args) -> Result<(), UsageError> {
     given(args.gue_port.is_some(), "--gue-port", &[Add, Edit])?;
     given(args.csum.is_some(), "--csum", &[Add, Edit])?;
     given(args.outer.is_some(), "--outer", &[Add, Edit])?;
+    given(args.flowlabel.is_some(), "--flowlabel", &[Add, Edit])?;
     given(args.numeric, "--numeric", &[List, Save])?;
     given(args.stats, "--stats", &[List])?;
     given(args.exact, "--exact", &[List])?;
@@ -237,9 +248,14 @@ fn check_combination(args: &Args) -> Result<(), UsageError> {
     if mode == Add && args.gue_port.is_none() {
         return Err(usage("-a needs --gue-port PORT"));
     }
-    if mode == Edit && args.gue_port.is_none() && args.csum.is_none() && args.outer.is_none() {
+    if mode == Edit
+        && args.gue_port.is_none()
+        && args.csum.is_none()
+        && args.outer.is_none()
+        && args.flowlabel.is_none()
+    {
         return Err(usage(
-            "nothing to edit: give at least one of --gue-port, --csum, --outer",
+            "nothing to edit: give at least one of --gue-port, --csum, --outer, --flowlabel",
         ));
     }
     Ok(())
@@ -269,6 +285,14 @@ fn parse_csum(text: &str) -> Result<ChecksumMode, UsageError> {
         .ok_or_else(|| usage(format!("unknown checksum mode '{text}' (expected none, udp or remcsum)")))
 }
 
+/// `zero` or `hash` (the listing's names).
+fn parse_flowlabel(text: &str) -> Result<FlowLabelMode, UsageError> {
+    [FlowLabelMode::Zero, FlowLabelMode::Hash]
+        .into_iter()
+        .find(|mode| mode.as_str() == text)
+        .ok_or_else(|| usage(format!("unknown flow label mode '{text}' (expected zero or hash)")))
+}
+
 /// Strips the brackets of `[2001:db8::1]`, the form ipvsadm uses for IPv6.
 fn unbracket(text: &str) -> &str {
     text.strip_prefix('[')
@@ -288,6 +312,7 @@ impl Args {
         let outer = self.outer.as_deref().map(parse_addr).transpose()?;
         let port = self.gue_port.as_deref().map(parse_port).transpose()?;
         let csum = self.csum.as_deref().map(parse_csum).transpose()?;
+        let flow_label = self.flowlabel.as_deref().map(parse_flowlabel).transpose()?;
         let need_real = || real.ok_or_else(|| usage("missing -r/--real-server"));
         Ok(match self.mode {
             Some(Mode::Add) => {
@@ -299,10 +324,11 @@ impl Args {
                         outer: outer.unwrap_or(real),
                         port,
                         csum: csum.unwrap_or_default(),
+                        flow_label: flow_label.unwrap_or_default(),
                     },
                 )
             }
-            Some(Mode::Edit) => Command::Edit(need_real()?, EditFields { port, csum, outer }),
+            Some(Mode::Edit) => Command::Edit(need_real()?, EditFields { port, csum, outer, flow_label }),
             Some(Mode::Delete) => Command::Delete(need_real()?),
             Some(Mode::Clear) => Command::Flush,
             Some(other) => return Err(usage(format!("{} is not a change", other.flag()))),
@@ -353,7 +379,11 @@ mod tests {
         assert_eq!(e(&["-a", "-r", "1.2.3.4"]), "-a needs --gue-port PORT");
         assert_eq!(
             e(&["-e", "-r", "1.2.3.4"]),
-            "nothing to edit: give at least one of --gue-port, --csum, --outer"
+            "nothing to edit: give at least one of --gue-port, --csum, --outer, --flowlabel"
+        );
+        assert_eq!(
+            e(&["-d", "-r", "1.2.3.4", "--flowlabel", "hash"]),
+            "option '--flowlabel' is not valid with -d"
         );
         assert_eq!(e(&["-a", "-r", "1", "-r", "2"]), "option '-r' given twice");
         assert_eq!(e(&["-C", "extra"]), "unexpected argument 'extra'");
@@ -401,7 +431,8 @@ mod tests {
                 RealServerConfig {
                     outer: InetAddr::v4([192, 0, 2, 1]),
                     port: 6080,
-                    csum: ChecksumMode::None
+                    csum: ChecksumMode::None,
+                    flow_label: FlowLabelMode::Zero,
                 }
             ))
         );
@@ -414,6 +445,20 @@ mod tests {
                     ..EditFields::default()
                 }
             ))
+        );
+        assert_eq!(
+            c(&["-e", "-r", "2001:db8::1", "--flowlabel", "hash"]),
+            Ok(Command::Edit(
+                v6,
+                EditFields {
+                    flow_label: Some(FlowLabelMode::Hash),
+                    ..EditFields::default()
+                }
+            ))
+        );
+        assert_eq!(
+            c(&["-e", "-r", "2001:db8::1", "--flowlabel", "random"]),
+            Err(UsageError("unknown flow label mode 'random' (expected zero or hash)".into()))
         );
         assert_eq!(c(&["-d", "-r", "2001:db8::1"]), Ok(Command::Delete(v6)));
         assert_eq!(c(&["-C"]), Ok(Command::Flush));

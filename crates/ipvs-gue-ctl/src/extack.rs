@@ -212,7 +212,7 @@ mod tests {
     use super::*;
     use crate::wire::{nla, request, table_replace};
     use gue_core::addr::InetAddr;
-    use gue_core::config::{ChecksumMode, Command, RealServerConfig};
+    use gue_core::config::{ChecksumMode, Command, FlowLabelMode, RealServerConfig};
 
     /// A request as sent: headers, then `attrs`.
     fn message(attrs: &[u8]) -> Vec<u8> {
@@ -226,6 +226,7 @@ mod tests {
             outer: InetAddr::v4([192, 0, 2, 1]),
             port,
             csum: ChecksumMode::Udp,
+            flow_label: FlowLabelMode::Zero,
         }
     }
 

@@ -50,8 +50,8 @@ pub fn render(rows: &[Server], stats: bool, exact: bool) -> String {
         .max("Outer".len());
     let _ = write!(
         out,
-        "{:<aw$} {:<ow$} {:>7} {:<7}",
-        "RealServer", "Outer", "GuePort", "Csum"
+        "{:<aw$} {:<ow$} {:>7} {:<7} {:<9}",
+        "RealServer", "Outer", "GuePort", "Csum", "FlowLabel"
     );
     if stats {
         for h in [
@@ -71,10 +71,11 @@ pub fn render(rows: &[Server], stats: bool, exact: bool) -> String {
         let c = &row.config;
         let _ = write!(
             out,
-            "{:<aw$} {outer:<ow$} {:>7} {:<7}",
+            "{:<aw$} {outer:<ow$} {:>7} {:<7} {:<9}",
             format!("  -> {addr}"),
             c.port,
-            c.csum.as_str()
+            c.csum.as_str(),
+            c.flow_label.as_str()
         );
         if stats {
             let s = &row.stats;
@@ -108,8 +109,8 @@ pub fn save(rows: &[Server]) -> String {
     for Server { addr, config, .. } in rows {
         let _ = writeln!(
             out,
-            "-a -r {addr} --gue-port {} --csum {} --outer {}",
-            config.port, config.csum, config.outer
+            "-a -r {addr} --gue-port {} --csum {} --outer {} --flowlabel {}",
+            config.port, config.csum, config.outer, config.flow_label
         );
     }
     out
@@ -122,6 +123,7 @@ struct JsonServer {
     outer: String,
     port: u16,
     csum: &'static str,
+    flowlabel: &'static str,
     stats: JsonStats,
 }
 
@@ -160,6 +162,7 @@ pub fn json(rows: &[Server]) -> serde_json::Result<String> {
             outer: row.config.outer.to_string(),
             port: row.config.port,
             csum: row.config.csum.as_str(),
+            flowlabel: row.config.flow_label.as_str(),
             stats: JsonStats::from(&row.stats),
         })
         .collect();
@@ -172,7 +175,7 @@ pub fn json(rows: &[Server]) -> serde_json::Result<String> {
 mod tests {
     use super::*;
     use gue_core::addr::InetAddr;
-    use gue_core::config::{ChecksumMode, RealServerConfig};
+    use gue_core::config::{ChecksumMode, FlowLabelMode, RealServerConfig};
 
     fn sample() -> Vec<Server> {
         let v4 = InetAddr::v4([10, 0, 1, 2]);
@@ -183,6 +186,7 @@ mod tests {
                     outer: v4,
                     port: 5501,
                     csum: ChecksumMode::None,
+                    flow_label: FlowLabelMode::Zero,
                 },
                 stats: StatsSnapshot {
                     packets: 12,
@@ -197,6 +201,7 @@ mod tests {
                     outer: InetAddr::v4([192, 0, 2, 10]),
                     port: 6080,
                     csum: ChecksumMode::RemoteOffload,
+                    flow_label: FlowLabelMode::Hash,
                 },
                 stats: StatsSnapshot {
                     packets: 123_456_789,
@@ -217,25 +222,25 @@ mod tests {
             render(&sample(), false, false),
             "\
 IPVS GUE real servers (2)
-RealServer        Outer      GuePort Csum
-  -> 10.0.1.2     10.0.1.2      5501 none
-  -> 2001:db8::10 192.0.2.10    6080 remcsum
+RealServer        Outer      GuePort Csum    FlowLabel
+  -> 10.0.1.2     10.0.1.2      5501 none    zero
+  -> 2001:db8::10 192.0.2.10    6080 remcsum hash
 "
         );
         let text = render(&sample(), true, false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[1],
-            "RealServer        Outer      GuePort Csum         Pkts     Bytes   GsoPkts  DropPmtu DropRoute  DropHdrm   DropBad"
+            "RealServer        Outer      GuePort Csum    FlowLabel      Pkts     Bytes   GsoPkts  DropPmtu DropRoute  DropHdrm   DropBad"
         );
         assert_eq!(
             lines[3],
-            "  -> 2001:db8::10 192.0.2.10    6080 remcsum   123456K    98765M         5         1         2         3         4"
+            "  -> 2001:db8::10 192.0.2.10    6080 remcsum hash        123456K    98765M         5         1         2         3         4"
         );
         assert!(render(&sample(), true, true).contains(" 123456789 98765432100 "));
         assert_eq!(
             render(&[], false, false),
-            "IPVS GUE real servers (0)\nRealServer Outer GuePort Csum\n"
+            "IPVS GUE real servers (0)\nRealServer Outer GuePort Csum    FlowLabel\n"
         );
     }
 
@@ -244,8 +249,8 @@ RealServer        Outer      GuePort Csum
         assert_eq!(
             save(&sample()),
             "\
--a -r 10.0.1.2 --gue-port 5501 --csum none --outer 10.0.1.2
--a -r 2001:db8::10 --gue-port 6080 --csum remcsum --outer 192.0.2.10
+-a -r 10.0.1.2 --gue-port 5501 --csum none --outer 10.0.1.2 --flowlabel zero
+-a -r 2001:db8::10 --gue-port 6080 --csum remcsum --outer 192.0.2.10 --flowlabel hash
 "
         );
     }
@@ -259,6 +264,7 @@ RealServer        Outer      GuePort Csum
             value[1],
             serde_json::json!({
                 "address": "2001:db8::10", "outer": "192.0.2.10", "port": 6080, "csum": "remcsum",
+                "flowlabel": "hash",
                 "stats": {
                     "packets": 123_456_789, "bytes": 98_765_432_100u64, "gso_packets": 5, "drop_pmtu": 1,
                     "drop_no_route": 2, "drop_no_headroom": 3, "drop_bad_packet": 4

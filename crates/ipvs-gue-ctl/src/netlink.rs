@@ -371,7 +371,7 @@ mod tests {
     use super::*;
     use crate::wire::table_replace;
     use gue_core::addr::InetAddr;
-    use gue_core::config::{ChecksumMode, RealServerConfig};
+    use gue_core::config::{ChecksumMode, FlowLabelMode, RealServerConfig};
     use gue_core::netlink::{cmd, FAMILY_VERSION};
     use netlink_packet_core::{NLMSG_DONE, NLM_F_MULTIPART};
     use netlink_packet_generic::constants::{CTRL_CMD_GETFAMILY, CTRL_CMD_NEWFAMILY, GENL_ID_CTRL};
@@ -523,6 +523,7 @@ mod tests {
                         outer: addr,
                         port: 5501,
                         csum: ChecksumMode::Udp,
+                        flow_label: FlowLabelMode::Zero,
                     },
                 )
             })

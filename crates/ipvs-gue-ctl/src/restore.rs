@@ -70,7 +70,7 @@ mod tests {
     use super::*;
     use crate::list::save;
     use ipvs_gue_ctl::wire::Server;
-    use gue_core::config::ChecksumMode;
+    use gue_core::config::{ChecksumMode, FlowLabelMode};
     use gue_core::stats::StatsSnapshot;
     use proptest::prelude::*;
 
@@ -91,13 +91,18 @@ mod tests {
         /// What `-S` prints, `-R` reads back to the same servers, in the same order.
         #[test]
         fn save_output_restores_the_same_servers(
-            table in proptest::collection::hash_map(addr(), (addr(), 1u16.., 0usize..3), 1..50),
+            table in proptest::collection::hash_map(addr(), (addr(), 1u16.., 0usize..3, any::<bool>()), 1..50),
         ) {
             let rows: Vec<Server> = table
                 .iter()
-                .map(|(&addr, &(outer, port, mode))| Server {
+                .map(|(&addr, &(outer, port, mode, hash))| Server {
                     addr,
-                    config: RealServerConfig { outer, port, csum: MODES[mode] },
+                    config: RealServerConfig {
+                        outer,
+                        port,
+                        csum: MODES[mode],
+                        flow_label: if hash { FlowLabelMode::Hash } else { FlowLabelMode::Zero },
+                    },
                     stats: StatsSnapshot::default(),
                 })
                 .collect();

@@ -12,10 +12,10 @@ use netlink_packet_core::{
 use netlink_packet_generic::{GenlFamily, GenlHeader};
 
 use gue_core::addr::InetAddr;
-use gue_core::config::{ChecksumMode, Command, RealServerConfig};
+use gue_core::config::{ChecksumMode, Command, FlowLabelMode, RealServerConfig};
 use gue_core::netlink::{
-    addr_from_wire, cmd, csum_from_wire, csum_to_wire, server_attr, stats_attr, table_attr,
-    FAMILY_VERSION,
+    addr_from_wire, cmd, csum_from_wire, csum_to_wire, flow_label_from_wire, flow_label_to_wire,
+    server_attr, stats_attr, table_attr, FAMILY_VERSION,
 };
 use gue_core::stats::StatsSnapshot;
 
@@ -87,6 +87,7 @@ pub fn server_attr_name(ty: u16) -> Option<&'static str> {
         server_attr::CSUM => "csum",
         server_attr::OUTER => "outer",
         server_attr::STATS => "stats",
+        server_attr::FLOWLABEL => "flowlabel",
         _ => return None,
     })
 }
@@ -98,6 +99,7 @@ enum Setting {
     Port(u16),
     Csum(ChecksumMode),
     Outer(InetAddr),
+    FlowLabel(FlowLabelMode),
 }
 
 impl Nla for Setting {
@@ -105,7 +107,7 @@ impl Nla for Setting {
         match self {
             Setting::Address(addr) | Setting::Outer(addr) => addr.octets().len(),
             Setting::Port(_) => 2,
-            Setting::Csum(_) => 1,
+            Setting::Csum(_) | Setting::FlowLabel(_) => 1,
         }
     }
 
@@ -115,6 +117,7 @@ impl Nla for Setting {
             Setting::Port(_) => server_attr::PORT,
             Setting::Csum(_) => server_attr::CSUM,
             Setting::Outer(_) => server_attr::OUTER,
+            Setting::FlowLabel(_) => server_attr::FLOWLABEL,
         }
     }
 
@@ -124,6 +127,7 @@ impl Nla for Setting {
             // Host byte order: the spec's `u16` (the module reads it with `from_ne_bytes`).
             Setting::Port(port) => buffer.copy_from_slice(&port.to_ne_bytes()),
             Setting::Csum(mode) => buffer[0] = csum_to_wire(*mode),
+            Setting::FlowLabel(mode) => buffer[0] = flow_label_to_wire(*mode),
         }
     }
 }
@@ -147,19 +151,25 @@ impl Nla for ServerNest {
 }
 
 /// The settings `command` sends: all of them for an add, the address and what changes for an
-/// edit, the address alone for a delete.
+/// edit, the address alone for a delete. An add leaves out a default flow label mode, so that
+/// modules older than the option still take it.
 fn settings(command: &Command) -> Vec<Setting> {
     match *command {
-        Command::Add(addr, c) => vec![
-            Setting::Address(addr),
-            Setting::Port(c.port),
-            Setting::Csum(c.csum),
-            Setting::Outer(c.outer),
-        ],
+        Command::Add(addr, c) => [
+            Some(Setting::Address(addr)),
+            Some(Setting::Port(c.port)),
+            Some(Setting::Csum(c.csum)),
+            Some(Setting::Outer(c.outer)),
+            (c.flow_label != FlowLabelMode::default()).then_some(Setting::FlowLabel(c.flow_label)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         Command::Edit(addr, e) => core::iter::once(Setting::Address(addr))
             .chain(e.port.map(Setting::Port))
             .chain(e.csum.map(Setting::Csum))
             .chain(e.outer.map(Setting::Outer))
+            .chain(e.flow_label.map(Setting::FlowLabel))
             .collect(),
         Command::Delete(addr) => vec![Setting::Address(addr)],
         Command::Flush => Vec::new(),
@@ -314,6 +324,7 @@ fn decode_stats(bytes: &[u8]) -> Result<StatsSnapshot, ReplyError> {
 /// tool does not know are skipped.
 pub fn decode_server(attrs: &[u8]) -> Result<Server, ReplyError> {
     let (mut addr, mut port, mut csum, mut outer) = (None, None, ChecksumMode::None, None);
+    let mut flow_label = FlowLabelMode::default();
     let mut stats = StatsSnapshot::default();
     for attr in attributes(attrs) {
         let (ty, payload) = attr?;
@@ -330,6 +341,11 @@ pub fn decode_server(attrs: &[u8]) -> Result<Server, ReplyError> {
                     .ok_or_else(|| bad(format!("unknown checksum mode {value}")))?;
             }
             server_attr::OUTER => outer = Some(address(payload, "outer")?),
+            server_attr::FLOWLABEL => {
+                let value = *payload.first().ok_or_else(|| bad("empty flowlabel"))?;
+                flow_label = flow_label_from_wire(value)
+                    .ok_or_else(|| bad(format!("unknown flow label mode {value}")))?;
+            }
             server_attr::STATS => stats = decode_stats(payload)?,
             _ => {}
         }
@@ -342,6 +358,7 @@ pub fn decode_server(attrs: &[u8]) -> Result<Server, ReplyError> {
             outer: outer.unwrap_or(addr),
             port,
             csum,
+            flow_label,
         },
         stats,
     })
@@ -370,6 +387,7 @@ mod tests {
         ChecksumMode::Udp,
         ChecksumMode::RemoteOffload,
     ];
+    const LABELS: [FlowLabelMode; 2] = [FlowLabelMode::Zero, FlowLabelMode::Hash];
 
     /// `(type with flags, payload)` of each top-level attribute, parsed by hand rather than
     /// by the code under test.
@@ -399,13 +417,13 @@ mod tests {
 
     proptest! {
         /// Add, every edit subset and delete come back from the module's decoder unchanged,
-        /// for both families and every checksum mode.
+        /// for both families, every checksum mode and every flow label mode.
         #[test]
         fn requests_round_trip_through_the_module_decoder(
             addr in addr_strategy(), outer in addr_strategy(), port in 1u16..,
-            mode in 0usize..3, subset in 1u8..8,
+            mode in 0usize..3, label in 0usize..2, subset in 1u8..16,
         ) {
-            let config = RealServerConfig { outer, port, csum: MODES[mode] };
+            let config = RealServerConfig { outer, port, csum: MODES[mode], flow_label: LABELS[label] };
             let add = Command::Add(addr, config);
             let msg = request(&add);
             prop_assert_eq!(msg.cmd, cmd::SERVER_ADD);
@@ -415,6 +433,7 @@ mod tests {
                 port: (subset & 1 != 0).then_some(port),
                 csum: (subset & 2 != 0).then_some(MODES[mode]),
                 outer: (subset & 4 != 0).then_some(outer),
+                flow_label: (subset & 8 != 0).then_some(LABELS[label]),
             });
             let msg = request(&edit);
             prop_assert_eq!(msg.cmd, cmd::SERVER_EDIT);
@@ -435,6 +454,7 @@ mod tests {
                 outer: InetAddr::v6([0xfd; 16]),
                 port: 0x1234,
                 csum: ChecksumMode::RemoteOffload,
+                flow_label: FlowLabelMode::Zero,
             },
         );
         let msg = request(&add);
@@ -450,6 +470,11 @@ mod tests {
         );
         // Padded to 4 bytes after the port and the checksum mode.
         assert_eq!(msg.attrs.len(), 8 + 8 + 8 + 20);
+        // The flow label mode only when not the default (modules before it refuse it).
+        let Command::Add(addr, config) = add else { unreachable!() };
+        let hashed = Command::Add(addr, RealServerConfig { flow_label: FlowLabelMode::Hash, ..config });
+        let attrs = request(&hashed).attrs;
+        assert_eq!(split(&attrs)[4], (server_attr::FLOWLABEL, &[1][..]));
         assert_eq!(
             request(&Command::Flush),
             GueMessage {
@@ -480,6 +505,7 @@ mod tests {
                     },
                     port: u16::try_from(i % 65_535 + 1).unwrap(),
                     csum: MODES[i as usize % 3],
+                    flow_label: LABELS[i as usize / 3 % 2],
                 };
                 (addr, config)
             })
@@ -518,6 +544,7 @@ mod tests {
             nla(server_attr::CSUM, &[2]),
             nla(server_attr::OUTER, &[192, 0, 2, 10]),
             nla(server_attr::STATS | NLA_F_NESTED, &stats),
+            nla(server_attr::FLOWLABEL, &[1]),
         ]
         .concat();
         assert_eq!(
@@ -528,6 +555,7 @@ mod tests {
                     outer: InetAddr::v4([192, 0, 2, 10]),
                     port: 6080,
                     csum: ChecksumMode::RemoteOffload,
+                    flow_label: FlowLabelMode::Hash,
                 },
                 stats: StatsSnapshot {
                     packets: 12,
@@ -548,8 +576,8 @@ mod tests {
         .concat();
         let server = decode_server(&minimal).unwrap();
         assert_eq!(
-            (server.config.outer, server.config.csum),
-            (server.addr, ChecksumMode::None)
+            (server.config.outer, server.config.csum, server.config.flow_label),
+            (server.addr, ChecksumMode::None, FlowLabelMode::Zero)
         );
     }
 
@@ -557,7 +585,7 @@ mod tests {
     fn refuses_malformed_replies() {
         let addr = nla(server_attr::ADDRESS, &[10, 0, 1, 2]);
         let port = nla(server_attr::PORT, &5501u16.to_ne_bytes());
-        let cases: [(Vec<u8>, &str); 6] = [
+        let cases: [(Vec<u8>, &str); 7] = [
             (port.clone(), "server without address"),
             (addr.clone(), "server 10.0.1.2 without port"),
             (
@@ -567,6 +595,10 @@ mod tests {
             (
                 [addr.clone(), port.clone(), nla(server_attr::CSUM, &[3])].concat(),
                 "unknown checksum mode 3",
+            ),
+            (
+                [addr.clone(), port.clone(), nla(server_attr::FLOWLABEL, &[2])].concat(),
+                "unknown flow label mode 2",
             ),
             (
                 [
