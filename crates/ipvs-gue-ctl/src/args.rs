@@ -277,20 +277,23 @@ fn parse_port(text: &str) -> Result<u16, UsageError> {
     }
 }
 
-/// `none`, `udp` or `remcsum` (the listing's names).
-fn parse_csum(text: &str) -> Result<ChecksumMode, UsageError> {
-    [ChecksumMode::None, ChecksumMode::Udp, ChecksumMode::RemoteOffload]
-        .into_iter()
-        .find(|mode| mode.as_str() == text)
-        .ok_or_else(|| usage(format!("unknown checksum mode '{text}' (expected none, udp or remcsum)")))
+/// One of `modes`, by its listing name (`name`); `what` names the setting in the error.
+fn parse_mode<M: Copy>(text: &str, modes: &[M], name: fn(M) -> &'static str, what: &str) -> Result<M, UsageError> {
+    modes.iter().copied().find(|&mode| name(mode) == text).ok_or_else(|| {
+        let names: Vec<&str> = modes.iter().map(|&mode| name(mode)).collect();
+        usage(format!("unknown {what} mode '{text}' (expected {})", names.join(", ")))
+    })
 }
 
-/// `zero` or `hash` (the listing's names).
+/// `none`, `udp` or `remcsum`.
+fn parse_csum(text: &str) -> Result<ChecksumMode, UsageError> {
+    let modes = [ChecksumMode::None, ChecksumMode::Udp, ChecksumMode::RemoteOffload];
+    parse_mode(text, &modes, ChecksumMode::as_str, "checksum")
+}
+
+/// `zero` or `hash`.
 fn parse_flowlabel(text: &str) -> Result<FlowLabelMode, UsageError> {
-    [FlowLabelMode::Zero, FlowLabelMode::Hash]
-        .into_iter()
-        .find(|mode| mode.as_str() == text)
-        .ok_or_else(|| usage(format!("unknown flow label mode '{text}' (expected zero or hash)")))
+    parse_mode(text, &[FlowLabelMode::Zero, FlowLabelMode::Hash], FlowLabelMode::as_str, "flow label")
 }
 
 /// Strips the brackets of `[2001:db8::1]`, the form ipvsadm uses for IPv6.
@@ -458,7 +461,7 @@ mod tests {
         );
         assert_eq!(
             c(&["-e", "-r", "2001:db8::1", "--flowlabel", "random"]),
-            Err(UsageError("unknown flow label mode 'random' (expected zero or hash)".into()))
+            Err(UsageError("unknown flow label mode 'random' (expected zero, hash)".into()))
         );
         assert_eq!(c(&["-d", "-r", "2001:db8::1"]), Ok(Command::Delete(v6)));
         assert_eq!(c(&["-C"]), Ok(Command::Flush));

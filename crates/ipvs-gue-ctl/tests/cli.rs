@@ -87,7 +87,7 @@ fn invalid_values_are_usage_errors_with_module_messages() {
         ),
         (
             &["-a", "-r", "10.0.0.3", "--gue-port", "1", "--csum", "crc"],
-            "unknown checksum mode 'crc' (expected none, udp or remcsum)",
+            "unknown checksum mode 'crc' (expected none, udp, remcsum)",
         ),
         (&["-a", "-r", "10.0.0.3"], "-a needs --gue-port PORT"),
         (
