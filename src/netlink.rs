@@ -31,7 +31,8 @@ use AttrPolicy::{Binary, Nested, Unsupported, U16, U8};
 /// module with a message ([`WireError::BadAddressLength`]).
 const ADDRESS: AttrPolicy = Binary { min_len: 4, max_len: 16 };
 
-/// The server attributes a request may carry, indexed by `server_attr` (no `stats`).
+/// The server attributes a request may carry, indexed by `server_attr`; `stats` (5) sits
+/// between them but is reply-only, so a request carrying it is refused.
 const SERVER_SETTINGS: &[AttrPolicy] = &[
     Unsupported,
     ADDRESS,

@@ -15,9 +15,11 @@
 //!
 //! Input format, one opcode byte then its operands:
 //! - `0x00..=0x9f` add (an odd opcode reads a separate outer address; the
-//!   checksum mode is `op >> 1`), address, [outer], port (u16);
+//!   checksum mode is `op >> 1`, the flow label mode bit 3 of `op`), address,
+//!   [outer], port (u16);
 //! - `0xa0..=0xcf` edit: address, mask (bit 0 port, bit 1 csum mode
-//!   `mask >> 2`, bit 7 outer), [port], [outer];
+//!   `mask >> 2`, bit 6 flow label mode bit 5 of `mask`, bit 7 outer), [port],
+//!   [outer];
 //! - `0xd0..=0xfb` and `0xfd` delete: address;
 //! - `0xfc` continue on a copy of `capacity_needed(1)` slots;
 //! - `0xfe` one byte `how`, by `how % 5`: continue on a copy of half the

@@ -5,6 +5,7 @@
 
 use super::checksum::{fold, ones_complement_sum};
 use super::error::{prefix_mut, EncodeError};
+use super::flowlabel::FLOW_LABEL_MASK;
 
 /// IP protocol number of IPv4-in-IP (`IPPROTO_IPIP`).
 pub const IPPROTO_IPIP: u8 = 4;
@@ -113,7 +114,7 @@ impl Ipv6Header {
     /// Writes the header to the front of `out`. Fails if `flow_label` does
     /// not fit 20 bits, rather than silently corrupting the traffic class.
     pub fn encode(&self, out: &mut [u8]) -> Result<(), EncodeError> {
-        if self.flow_label > 0x000f_ffff {
+        if self.flow_label > FLOW_LABEL_MASK {
             return Err(EncodeError::FieldOverflow("flow_label"));
         }
         let out = prefix_mut(out, Self::LEN)?;

@@ -106,7 +106,7 @@ snap() { # OUT
   {
     awk '/^# addr /{for (i = 2; i <= NF; i++) c[$i] = i - 1; next} /^#/ {next}
       NF {for (k in c) s[k] += $(c[k])}
-      END {for (k in c) if (k != "addr" && k != "outer" && k != "port" && k != "csum") print "mod_" k "=" s[k] + 0}' $_d/ipvs_gue
+      END {for (k in c) if (k != "addr" && k != "outer" && k != "port" && k != "csum" && k != "flowlabel") print "mod_" k "=" s[k] + 0}' $_d/ipvs_gue
     awk '$1 == "Icmp:" && !hi {for (i = 2; i <= NF; i++) ci[$i] = i; hi = 1; next}
       $1 == "Icmp:" {print "cl_icmp_unreach=" $(ci["InDestUnreachs"])}
       $1 == "Tcp:" && !ht {for (i = 2; i <= NF; i++) ct[$i] = i; ht = 1; next}

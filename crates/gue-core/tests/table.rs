@@ -335,6 +335,22 @@ fn replace_with_keeps_the_slots_of_servers_listed_before() {
 }
 
 #[test]
+fn replace_with_gives_a_kept_server_every_new_setting() {
+    let before = table_of(&[(1, 1)]);
+    let changed = RealServerConfig {
+        outer: InetAddr::parse("fd08::99").unwrap(),
+        port: 2,
+        csum: ChecksumMode::RemoteOffload,
+        flow_label: FlowLabelMode::Hash,
+    };
+    let mut wanted = empty_table();
+    wanted.apply(&Command::Add(v4(1), changed)).unwrap();
+    let table = HeapTable::changed(&before, 0, |next| next.replace_with(&wanted)).unwrap();
+    assert_eq!(table.get(&v4(1)).unwrap().config, changed);
+    assert_eq!(slot_of(&table, &v4(1)), slot_of(&before, &v4(1)), "kept its counters' slot");
+}
+
+#[test]
 fn replace_with_an_empty_table_flushes() {
     let mut table = table_of(&[(1, 1), (2, 2)]);
     table.replace_with(&empty_table()).unwrap();

@@ -3,11 +3,11 @@
 //!
 //! Requests go out through `ipvs-gue-ctl`'s own client (`ipvs_gue_ctl::netlink`), one socket
 //! per writer. Each writer owns a disjoint pool of addresses (IPv4, IPv6, IPv4-mapped IPv6) and
-//! keeps a model of its servers (port, csum, outer). Its requests are random: `server-add` of a
+//! keeps a model of its servers (port, csum, outer, flowlabel). Its requests are random: `server-add` of a
 //! new server (acked) or of a listed one (`EEXIST`), `server-edit` naming some fields (only
 //! those change) or of a missing server (`ENOENT`), `server-del`, and malformed requests the
 //! policy or the module must refuse with `EINVAL`: address or outer of a wrong length, port 0
-//! or of a wrong size, unknown checksum mode, missing address or port, nothing to edit, unknown
+//! or of a wrong size, unknown checksum or flow label mode, missing address or port, nothing to edit, unknown
 //! or unsupported attribute types, a nest flag where none belongs, a truncated attribute.
 //! Every refusal must carry the errno expected and an extack message; after every request a
 //! `server-get` of the address it concerned is compared with the model.
@@ -477,16 +477,16 @@ fn malformed(rng: &mut Rng, ctx: &Ctx<'_>, m: &Model) -> Option<Op> {
             raw("unknown attribute", command, attrs(&[port, nla(ty, &[0; 4])]), Some(a), einval)
         }
         9 => raw("del with a port", cmd::SERVER_DEL, attrs(&[port]), Some(a), einval),
-        11 => {
-            let mode = flow_label_to_wire(FlowLabelMode::Hash) + 1 + rng.below(254) as u8;
-            raw("unknown flowlabel", command, attrs(&[port, nla(server_attr::FLOWLABEL, &[mode])]), Some(a), erange)
-        }
         10 => {
             // An attribute whose length runs past the message's end.
             let mut cut = port;
             cut.truncate(2 + rng.below(4) as usize);
             cut[..2].copy_from_slice(&8u16.to_ne_bytes());
             raw("truncated attribute", command, attrs(&[cut]), Some(a), einval)
+        }
+        11 => {
+            let mode = flow_label_to_wire(FlowLabelMode::Hash) + 1 + rng.below(254) as u8;
+            raw("unknown flowlabel", command, attrs(&[port, nla(server_attr::FLOWLABEL, &[mode])]), Some(a), erange)
         }
         _ => {
             let flagged = nla(server_attr::ADDRESS | NLA_F_NESTED, InetAddr::from(a).octets());
