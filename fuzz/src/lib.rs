@@ -271,15 +271,7 @@ impl Model {
         }
         for w in wanted.sorted() {
             let cmd = match self.position(&w.addr) {
-                Some(_) => Command::Edit(
-                    w.addr,
-                    EditFields {
-                        port: Some(w.config.port),
-                        csum: Some(w.config.csum),
-                        outer: Some(w.config.outer),
-                        flow_label: Some(w.config.flow_label),
-                    },
-                ),
+                Some(_) => Command::Edit(w.addr, EditFields::from(w.config)),
                 None => Command::Add(w.addr, w.config),
             };
             self.apply(&cmd)?;

@@ -24,6 +24,9 @@ pub enum ChecksumMode {
 }
 
 impl ChecksumMode {
+    /// Every mode, in wire order (`netlink::csum_to_wire`).
+    pub const ALL: [ChecksumMode; 3] = [ChecksumMode::None, ChecksumMode::Udp, ChecksumMode::RemoteOffload];
+
     /// The keyword used in commands and listings.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -52,6 +55,9 @@ pub enum FlowLabelMode {
 }
 
 impl FlowLabelMode {
+    /// Every mode, in wire order (`netlink::flow_label_to_wire`).
+    pub const ALL: [FlowLabelMode; 2] = [FlowLabelMode::Zero, FlowLabelMode::Hash];
+
     /// The keyword used in commands and listings.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -92,6 +98,18 @@ pub struct EditFields {
     pub outer: Option<InetAddr>,
     /// New flow label mode.
     pub flow_label: Option<FlowLabelMode>,
+}
+
+impl From<RealServerConfig> for EditFields {
+    /// The edit that sets every setting to `config`'s.
+    fn from(config: RealServerConfig) -> Self {
+        EditFields {
+            port: Some(config.port),
+            csum: Some(config.csum),
+            outer: Some(config.outer),
+            flow_label: Some(config.flow_label),
+        }
+    }
 }
 
 impl EditFields {

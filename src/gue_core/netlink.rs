@@ -89,18 +89,17 @@ pub const fn csum_to_wire(mode: ChecksumMode) -> u8 {
     }
 }
 
-/// The checksum mode of a wire value.
+/// The checksum mode of a wire value ([`ChecksumMode::ALL`] is in wire order).
 pub const fn csum_from_wire(value: u8) -> Option<ChecksumMode> {
-    match value {
-        0 => Some(ChecksumMode::None),
-        1 => Some(ChecksumMode::Udp),
-        2 => Some(ChecksumMode::RemoteOffload),
-        _ => None,
+    if value <= CSUM_WIRE_MAX {
+        Some(ChecksumMode::ALL[value as usize])
+    } else {
+        None
     }
 }
 
 /// Largest wire value of a checksum mode (the kernel policy's maximum).
-pub const CSUM_WIRE_MAX: u8 = 2;
+pub const CSUM_WIRE_MAX: u8 = (ChecksumMode::ALL.len() - 1) as u8;
 
 /// The wire value of a flow label mode (the spec's `flowlabel-mode` enum).
 pub const fn flow_label_to_wire(mode: FlowLabelMode) -> u8 {
@@ -110,17 +109,17 @@ pub const fn flow_label_to_wire(mode: FlowLabelMode) -> u8 {
     }
 }
 
-/// The flow label mode of a wire value.
+/// The flow label mode of a wire value ([`FlowLabelMode::ALL`] is in wire order).
 pub const fn flow_label_from_wire(value: u8) -> Option<FlowLabelMode> {
-    match value {
-        0 => Some(FlowLabelMode::Zero),
-        1 => Some(FlowLabelMode::Hash),
-        _ => None,
+    if value <= FLOWLABEL_WIRE_MAX {
+        Some(FlowLabelMode::ALL[value as usize])
+    } else {
+        None
     }
 }
 
 /// Largest wire value of a flow label mode (the kernel policy's maximum).
-pub const FLOWLABEL_WIRE_MAX: u8 = 1;
+pub const FLOWLABEL_WIRE_MAX: u8 = (FlowLabelMode::ALL.len() - 1) as u8;
 
 /// The address in 4 (IPv4) or 16 (IPv6) bytes.
 pub fn addr_from_wire(bytes: &[u8]) -> Option<InetAddr> {

@@ -249,15 +249,7 @@ impl<A: TableStorage> RealServerTable<A> {
         }
         for (addr, server) in wanted.iter() {
             let command = match self.get(addr) {
-                Some(_) => Command::Edit(
-                    *addr,
-                    EditFields {
-                        port: Some(server.config.port),
-                        csum: Some(server.config.csum),
-                        outer: Some(server.config.outer),
-                        flow_label: Some(server.config.flow_label),
-                    },
-                ),
+                Some(_) => Command::Edit(*addr, EditFields::from(server.config)),
                 None => Command::Add(*addr, server.config),
             };
             self.apply(&command)?;

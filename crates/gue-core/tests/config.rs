@@ -46,3 +46,10 @@ fn flow_label_modes_are_listed_by_their_names_and_default_to_zero() {
     assert_eq!(FlowLabelMode::Hash.to_string(), "hash");
     assert_eq!(FlowLabelMode::default(), FlowLabelMode::Zero, "the C path's behaviour");
 }
+
+#[test]
+fn the_edit_from_a_config_sets_every_setting() {
+    let config = RealServerConfig { outer: a("fd00::9"), port: 6080, csum: ChecksumMode::Udp, flow_label: FlowLabelMode::Hash };
+    let other = RealServerConfig { outer: a("10.0.0.1"), port: 1, csum: ChecksumMode::None, flow_label: FlowLabelMode::Zero };
+    assert_eq!(EditFields::from(config).apply_to(&other), config);
+}

@@ -221,8 +221,6 @@ pub fn pool(w: usize, size: usize) -> Vec<IpAddr> {
         .collect()
 }
 
-const MODES: [ChecksumMode; 3] = [ChecksumMode::None, ChecksumMode::Udp, ChecksumMode::RemoteOffload];
-const LABELS: [FlowLabelMode; 2] = [FlowLabelMode::Zero, FlowLabelMode::Hash];
 
 fn random_outer(rng: &mut Rng, addr: IpAddr) -> IpAddr {
     match rng.below(4) {
@@ -246,8 +244,8 @@ fn random_config(rng: &mut Rng, addr: IpAddr) -> RealServerConfig {
     RealServerConfig {
         outer: InetAddr::from(random_outer(rng, addr)),
         port: random_port(rng),
-        csum: rng.pick(&MODES),
-        flow_label: rng.pick(&LABELS),
+        csum: rng.pick(&ChecksumMode::ALL),
+        flow_label: rng.pick(&FlowLabelMode::ALL),
     }
 }
 
@@ -404,9 +402,9 @@ fn random_edit(rng: &mut Rng, addr: IpAddr, before: RealServerConfig) -> (EditFi
     let which = 1 + rng.below(15);
     let fields = EditFields {
         port: (which & 1 != 0).then(|| random_port(rng)),
-        csum: (which & 2 != 0).then(|| rng.pick(&MODES)),
+        csum: (which & 2 != 0).then(|| rng.pick(&ChecksumMode::ALL)),
         outer: (which & 4 != 0).then(|| InetAddr::from(random_outer(rng, addr))),
-        flow_label: (which & 8 != 0).then(|| rng.pick(&LABELS)),
+        flow_label: (which & 8 != 0).then(|| rng.pick(&FlowLabelMode::ALL)),
     };
     let mut after = before;
     if let Some(port) = fields.port {
@@ -467,7 +465,7 @@ fn malformed(rng: &mut Rng, ctx: &Ctx<'_>, m: &Model) -> Option<Op> {
             raw("missing address", c, attrs, None, einval)
         }
         6 => {
-            let csum = nla(server_attr::CSUM, &[csum_to_wire(rng.pick(&MODES))]);
+            let csum = nla(server_attr::CSUM, &[csum_to_wire(rng.pick(&ChecksumMode::ALL))]);
             raw("add without port", cmd::SERVER_ADD, attrs(&[csum]), Some(a), einval)
         }
         7 => raw("edit of nothing", cmd::SERVER_EDIT, attrs(&[]), Some(a), einval),

@@ -287,13 +287,12 @@ fn parse_mode<M: Copy>(text: &str, modes: &[M], name: fn(M) -> &'static str, wha
 
 /// `none`, `udp` or `remcsum`.
 fn parse_csum(text: &str) -> Result<ChecksumMode, UsageError> {
-    let modes = [ChecksumMode::None, ChecksumMode::Udp, ChecksumMode::RemoteOffload];
-    parse_mode(text, &modes, ChecksumMode::as_str, "checksum")
+    parse_mode(text, &ChecksumMode::ALL, ChecksumMode::as_str, "checksum")
 }
 
 /// `zero` or `hash`.
 fn parse_flowlabel(text: &str) -> Result<FlowLabelMode, UsageError> {
-    parse_mode(text, &[FlowLabelMode::Zero, FlowLabelMode::Hash], FlowLabelMode::as_str, "flow label")
+    parse_mode(text, &FlowLabelMode::ALL, FlowLabelMode::as_str, "flow label")
 }
 
 /// Strips the brackets of `[2001:db8::1]`, the form ipvsadm uses for IPv6.

@@ -74,11 +74,7 @@ mod tests {
     use gue_core::stats::StatsSnapshot;
     use proptest::prelude::*;
 
-    const MODES: [ChecksumMode; 3] = [
-        ChecksumMode::None,
-        ChecksumMode::Udp,
-        ChecksumMode::RemoteOffload,
-    ];
+    const MODES: [ChecksumMode; 3] = ChecksumMode::ALL;
 
     fn addr() -> impl Strategy<Value = InetAddr> {
         prop_oneof![

@@ -382,12 +382,8 @@ mod tests {
     use gue_core::netlink::{decode_server as module_decode, ServerOp};
     use proptest::prelude::*;
 
-    const MODES: [ChecksumMode; 3] = [
-        ChecksumMode::None,
-        ChecksumMode::Udp,
-        ChecksumMode::RemoteOffload,
-    ];
-    const LABELS: [FlowLabelMode; 2] = [FlowLabelMode::Zero, FlowLabelMode::Hash];
+    const MODES: [ChecksumMode; 3] = ChecksumMode::ALL;
+    const LABELS: [FlowLabelMode; 2] = FlowLabelMode::ALL;
 
     /// `(type with flags, payload)` of each top-level attribute, parsed by hand rather than
     /// by the code under test.
