@@ -322,8 +322,9 @@ upload_accounting() { # IPERF3_JSON
 # Table replacements (RCU publish + grace period) while a bulk upload runs through the module:
 # every edit must succeed, the upload must complete, and nothing may be dropped on transmit.
 # The edits run only while the upload does (each `ip netns exec` takes a tenth of a second or
-# more under TCG, so a fixed count could outlast it), and at least CHURN_MIN_EDITS must fit.
-CHURN_MIN_EDITS=30
+# more under TCG, so a fixed count could outlast it), at most CHURN_MAX_EDITS, and at least
+# CHURN_MIN_EDITS must fit.
+CHURN_MAX_EDITS=90 CHURN_MIN_EDITS=30
 run_config_churn() {
   local name ipid writes_failed edits mode irc mbps drops gerr
   name="rust-c4-o4: table edits (ipvs-gue-ctl -e) under load"
@@ -334,7 +335,7 @@ run_config_churn() {
   ipid=$!
   sleep 1
   writes_failed=0 edits=0
-  while [ $edits -lt 90 ] && kill -0 "$ipid" 2>/dev/null; do
+  while [ $edits -lt $CHURN_MAX_EDITS ] && kill -0 "$ipid" 2>/dev/null; do
     case $((edits % 3)) in 0) mode=udp ;; 1) mode=remcsum ;; *) mode=none ;; esac
     nsx director ipvs-gue-ctl -e -r 10.2.0.2 --csum "$mode" || writes_failed=$((writes_failed + 1))
     edits=$((edits + 1))

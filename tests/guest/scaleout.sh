@@ -249,10 +249,10 @@ so_assert() { # NAME VARIANT FAMILY [CONTROL]
   cat $W/pre-d1 $W/pre-d2 $W/mid-d1 $W/post-d1 $W/post-d2 > $W/seen
   wrong=$(awk 'NR == FNR { rs[$1] = $2; next } ($1 in rs) && rs[$1] != $2 { print }' $W/served $W/seen | sort -u)
   known=$(awk 'NR == FNR { rs[$1] = 1; next } ($1 in rs)' $W/served $W/seen | wc -l)
+  nw=$(echo "$wrong" | grep -c .)
   if [ -n "${4:-}" ]; then
     # a control: its flows must still be uploading when d2 is lost, else nothing can break them
     # (hence 64 x 8 MiB: 32 x 2 MiB ended 4.5 s after the start, and d2 was lost at 3.7 s)
-    nw=$(echo "$wrong" | grep -c .)
     up=$(jq -r '.sizes[0].elapsed_ms / 1000 | floor' "$W/run-$SIZES.json" 2>/dev/null || echo "?")
     lost=$(awk -v a="$t0" -v b="$tk" 'BEGIN { printf "%.1f", b - a }')
     if [ "$4" = drain ]; then
@@ -290,7 +290,7 @@ so_assert() { # NAME VARIANT FAMILY [CONTROL]
     [ "$split1" -ge $MIN_SPLIT -a "$split2" -ge $MIN_SPLIT -a "$served1" -ge $MIN_SPLIT -a "$served2" -ge $MIN_SPLIT ]
 
   # the same real server in every director's view at every moment as in the servers' logs
-  tap_check "$name: each flow reached the same real server before, during and after the loss ($known director entries, $(echo "$wrong" | grep -c .) disagree with the servers' logs)" \
+  tap_check "$name: each flow reached the same real server before, during and after the loss ($known director entries, $nw disagree with the servers' logs)" \
     [ -z "$wrong" -a "$known" -gt 0 ]
   [ -z "$wrong" ] || echo "$wrong" | head -n 5 | sed 's/^/# disagrees: /'
   tap_check "$name: d1 took over the flows established on d2: $moved of $pre2, $waited more resumed on d2 after it came back (all seen on d1 after the withdrawal: $pick)" \

@@ -221,7 +221,6 @@ pub fn pool(w: usize, size: usize) -> Vec<IpAddr> {
         .collect()
 }
 
-
 fn random_outer(rng: &mut Rng, addr: IpAddr) -> IpAddr {
     match rng.below(4) {
         0 => addr,

@@ -73,8 +73,7 @@ mod tests {
     use gue_core::config::{ChecksumMode, FlowLabelMode};
     use gue_core::stats::StatsSnapshot;
     use proptest::prelude::*;
-
-    const MODES: [ChecksumMode; 3] = ChecksumMode::ALL;
+    use proptest::sample::select;
 
     fn addr() -> impl Strategy<Value = InetAddr> {
         prop_oneof![
@@ -87,18 +86,13 @@ mod tests {
         /// What `-S` prints, `-R` reads back to the same servers, in the same order.
         #[test]
         fn save_output_restores_the_same_servers(
-            table in proptest::collection::hash_map(addr(), (addr(), 1u16.., 0usize..3, any::<bool>()), 1..50),
+            table in proptest::collection::hash_map(addr(), (addr(), 1u16.., select(ChecksumMode::ALL.to_vec()), select(FlowLabelMode::ALL.to_vec())), 1..50),
         ) {
             let rows: Vec<Server> = table
                 .iter()
-                .map(|(&addr, &(outer, port, mode, hash))| Server {
+                .map(|(&addr, &(outer, port, csum, flow_label))| Server {
                     addr,
-                    config: RealServerConfig {
-                        outer,
-                        port,
-                        csum: MODES[mode],
-                        flow_label: if hash { FlowLabelMode::Hash } else { FlowLabelMode::Zero },
-                    },
+                    config: RealServerConfig { outer, port, csum, flow_label },
                     stats: StatsSnapshot::default(),
                 })
                 .collect();
